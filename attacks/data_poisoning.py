@@ -1,0 +1,173 @@
+"""Data poisoning on the malicious client's own shard: label flipping and the BadNets backdoor.
+
+The poisoned subset has exactly ``floor(ratio * N_eligible + 0.5)`` samples (round half up),
+drawn uniformly without replacement with the caller's generator; every other sample is returned
+unchanged, and ``PoisonedData.poisoned`` marks exactly the samples that differ.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field, ValidationInfo, field_validator
+
+from attacks._maths import choose_indices, exact_count
+from attacks.base import DataAttack, Images, Labels, PoisonedData
+from attacks.registry import register_attack
+from fedshield.errors import ConfigError
+from fedshield.registry import Params
+
+
+def _check_class(field: str, value: int, num_classes: int) -> None:
+    if value >= num_classes:
+        raise ConfigError(
+            f"attack.params.{field}: got {value}; must be < num_classes ({num_classes})"
+        )
+
+
+def _mask(size: int, chosen: NDArray[np.intp]) -> NDArray[np.bool_]:
+    mask = np.zeros(size, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+class LabelFlipParams(Params):
+    """``mode``, the class(es) involved and the fraction of eligible samples flipped."""
+
+    mode: Literal["reverse", "all_to_one", "targeted"] = "reverse"
+    ratio: float = Field(1.0, gt=0.0, le=1.0)
+    target: int = Field(0, ge=0)
+    source: int | None = Field(None, ge=0, validate_default=True)
+
+    @field_validator("source")
+    @classmethod
+    def _source_for_targeted(cls, value: int | None, info: ValidationInfo) -> int | None:
+        mode, target = info.data.get("mode"), info.data.get("target")
+        if mode == "targeted" and (value is None or value == target):
+            raise ValueError(
+                f"mode 'targeted' needs a source class different from target ({target})"
+            )
+        if mode != "targeted" and value is not None:
+            raise ValueError(f"only mode 'targeted' takes a source (mode is {mode!r})")
+        return value
+
+
+@register_attack("label_flip", LabelFlipParams)
+class LabelFlip(DataAttack[LabelFlipParams]):
+    """Label flipping (Biggio et al. 2012; Tolpegin et al. 2020 for the targeted FL variant).
+
+    ``reverse``: ``y -> C - 1 - y``. ``all_to_one``: ``y -> target``. ``targeted``:
+    ``source -> target``, other classes untouched. Only samples whose label the mode changes are
+    eligible (so for odd C the middle class is never counted under ``reverse``); ``ratio`` is the
+    fraction of the eligible samples flipped, rounded half up.
+    """
+
+    def _flipped(self, y: Labels, num_classes: int) -> Labels:
+        if self.params.mode == "reverse":
+            return (num_classes - 1 - y).astype(np.int64)
+        return np.full_like(y, self.params.target)
+
+    def _eligible(self, y: Labels, num_classes: int) -> NDArray[np.bool_]:
+        if self.params.mode == "targeted":
+            return np.asarray(y == self.params.source)
+        return np.asarray(self._flipped(y, num_classes) != y)
+
+    def poison(
+        self, x: Images, y: Labels, *, num_classes: int, rng: np.random.Generator
+    ) -> PoisonedData:
+        """Flip ``floor(ratio * eligible + 0.5)`` eligible labels chosen with ``rng``."""
+        if self.params.mode != "reverse":
+            _check_class("target", self.params.target, num_classes)
+        if self.params.source is not None:
+            _check_class("source", self.params.source, num_classes)
+        eligible = np.flatnonzero(self._eligible(y, num_classes))
+        chosen = choose_indices(rng, eligible, exact_count(self.params.ratio, eligible.size))
+        new_y = np.array(y, dtype=np.int64, copy=True)
+        new_y[chosen] = self._flipped(y[chosen], num_classes)
+        return PoisonedData(np.array(x, copy=True), new_y, _mask(y.shape[0], chosen))
+
+    def success_set(self, x_test: Images, y_test: Labels) -> tuple[Images, Labels] | None:
+        """Test samples the mode would relabel, labelled with their poisoned label.
+
+        ``targeted``: the source-class samples labelled ``target``; ``all_to_one``: every sample
+        not already of class ``target``, labelled ``target``; ``reverse``: None (it needs C,
+        and its goal is untargeted damage, which clean accuracy measures).
+        """
+        if self.params.mode == "reverse":
+            return None
+        if self.params.mode == "targeted":
+            keep = y_test == self.params.source
+        else:
+            keep = y_test != self.params.target
+        x = np.array(x_test[keep], copy=True)
+        return x, np.full(x.shape[0], self.params.target, dtype=np.int64)
+
+
+Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
+
+
+class BackdoorParams(Params):
+    """BadNets trigger geometry and value, the poisoned fraction and the target class."""
+
+    target: int = Field(0, ge=0)
+    ratio: float = Field(0.1, gt=0.0, le=1.0)
+    trigger_size: int = Field(3, ge=1)
+    position: Corner = "bottom_right"
+    offset: int = Field(1, ge=0)
+    value: float = Field(1.0, ge=0.0, le=1.0)
+
+
+@register_attack("backdoor", BackdoorParams)
+class Backdoor(DataAttack[BackdoorParams]):
+    """BadNets pixel-pattern backdoor (Gu et al. 2017; in FL: Bagdasaryan et al. 2020).
+
+    A square of ``trigger_size`` x ``trigger_size`` pixels, ``offset`` pixels in from the chosen
+    corner, is set to ``value`` in every channel; poisoned samples get the trigger and the label
+    ``target``. All N samples are eligible, so exactly ``floor(ratio * N + 0.5)`` images change
+    (a poisoned sample already of class ``target`` keeps its label but gets the trigger).
+    """
+
+    def _trigger_slices(self, height: int, width: int) -> tuple[slice, slice]:
+        size, offset = self.params.trigger_size, self.params.offset
+        if size + offset > min(height, width):
+            raise ConfigError(
+                f"attack.params.trigger_size: got {size} with offset {offset}; the trigger must "
+                f"fit in the {height}x{width} image (size + offset <= {min(height, width)})"
+            )
+        top = self.params.position.startswith("top")
+        left = self.params.position.endswith("left")
+        rows = (
+            slice(offset, offset + size) if top else slice(height - offset - size, height - offset)
+        )
+        cols = (
+            slice(offset, offset + size) if left else slice(width - offset - size, width - offset)
+        )
+        return rows, cols
+
+    def apply_trigger(self, x: Images) -> Images:
+        """A copy of ``x`` ``(N, H, W, C)`` with the trigger stamped on every image."""
+        rows, cols = self._trigger_slices(x.shape[1], x.shape[2])
+        out = np.array(x, dtype=np.float32, copy=True)
+        out[:, rows, cols, :] = self.params.value
+        return out
+
+    def poison(
+        self, x: Images, y: Labels, *, num_classes: int, rng: np.random.Generator
+    ) -> PoisonedData:
+        """Trigger and relabel ``floor(ratio * N + 0.5)`` samples chosen with ``rng``."""
+        _check_class("target", self.params.target, num_classes)
+        n = y.shape[0]
+        chosen = choose_indices(rng, np.arange(n), exact_count(self.params.ratio, n))
+        new_x = np.array(x, dtype=np.float32, copy=True)
+        new_x[chosen] = self.apply_trigger(x[chosen])
+        new_y = np.array(y, dtype=np.int64, copy=True)
+        new_y[chosen] = self.params.target
+        return PoisonedData(new_x, new_y, _mask(n, chosen))
+
+    def success_set(self, x_test: Images, y_test: Labels) -> tuple[Images, Labels] | None:
+        """The triggered copy of the test samples NOT already of class ``target``, all labelled
+        ``target`` (a target-class sample classified as target proves nothing)."""
+        x = self.apply_trigger(x_test[y_test != self.params.target])
+        return x, np.full(x.shape[0], self.params.target, dtype=np.int64)

@@ -1,0 +1,165 @@
+"""The Flower ``ClientApp``: honest training (DP-SGD when enabled) or a poisoner's client-side attack.
+
+The scenario travels in every train message's ConfigRecord, so the app itself is a module-level
+object with no globals tied to one run (an actor serves many clients and many runs). Each client
+knows who it is from ``context.node_config["partition-id"]``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from numpy.typing import NDArray
+
+from attacks import get_attack
+from attacks.schedule import is_active
+from fedshield.arrays import flatten, unflatten
+from clients.data import client_shard, dataset_of, malicious_clients, partitions_of
+from clients.training import compiled_model, train_locally
+from fedshield import protocol as P
+from fedshield.seeding import derive_rng, derive_seed
+from fedshield.tf_runtime import configure_tensorflow
+from scenarios.schema import Scenario
+from server.integrity.digest import digest_arrays
+from server.integrity.keys import client_key, server_public_key
+from server.integrity.signing import check_broadcast, sign_reply
+
+app = ClientApp()
+
+
+@lru_cache(maxsize=4)
+def _scenario(scenario_json: str) -> Scenario:
+    return Scenario.model_validate_json(scenario_json)
+
+
+def _scenario_of(message: Message) -> Scenario:
+    scenario = _scenario(str(message.content[P.CONFIG][P.SCENARIO]))
+    configure_tensorflow(int(scenario.simulation.num_cpus))
+    return scenario
+
+
+def _attack_active(scenario: Scenario, partition_id: int, server_round: int) -> bool:
+    attack = scenario.attack
+    return partition_id in malicious_clients(scenario) and is_active(
+        server_round,
+        start_round=attack.start_round,
+        end_round=attack.end_round,
+        probability=attack.probability,
+        seed=scenario.seed,
+    )
+
+
+def _refuse(message: Message, partition_id: int, reason: str) -> Message:
+    """Reply without weights: the client would not train on a broadcast it cannot trust."""
+    metrics = MetricRecord({P.PARTITION_ID: partition_id, P.NUM_EXAMPLES: 0})
+    content = RecordDict({P.METRICS: metrics, P.CONFIG: ConfigRecord({P.REFUSED: reason})})
+    return Message(content=content, reply_to=message)
+
+
+def _broadcast_is_authentic(
+    scenario: Scenario, server_round: int, arrays: list[NDArray[np.float32]], config: ConfigRecord
+) -> bool:
+    """The received weights hash to the announced digest, which the server signed."""
+    digest, signature = config.get(P.GLOBAL_DIGEST), config.get(P.BROADCAST_SIGNATURE)
+    return (
+        isinstance(digest, str)
+        and isinstance(signature, bytes)
+        and check_broadcast(
+            server_public_key(scenario.integrity, run_seed=scenario.seed),
+            server_round=server_round,
+            arrays=arrays,
+            global_digest=digest,
+            signature=signature,
+        )
+    )
+
+
+def _apply_update_attack(
+    scenario: Scenario,
+    base: list[NDArray[np.float32]],
+    trained: list[NDArray[np.float32]],
+    num_examples: int,
+    rng: np.random.Generator,
+) -> tuple[list[NDArray[np.float32]], int]:
+    """Run a client-side model-poisoning attack on the flattened update ``trained - base``."""
+    attack = get_attack(scenario.attack.type, **scenario.attack.params)
+    base_flat = flatten(base)
+    poisoned, reported = attack.poison_update(flatten(trained) - base_flat, num_examples, rng=rng)
+    return unflatten(base_flat + poisoned, base), int(reported)
+
+
+@app.train()
+def train(message: Message, context: Context) -> Message:
+    """Train on the local shard and reply with new weights, metrics and signed digests."""
+    scenario = _scenario_of(message)
+    config = message.content[P.CONFIG]
+    server_round = int(config[P.SERVER_ROUND])
+    partition_id = int(context.node_config["partition-id"])
+    base = message.content[P.ARRAYS].to_numpy_ndarrays()
+
+    if scenario.integrity.enabled and not _broadcast_is_authentic(scenario, server_round, base, config):
+        return _refuse(message, partition_id, "unauthentic_broadcast")
+
+    attacking = _attack_active(scenario, partition_id, server_round)
+    kind = get_attack(scenario.attack.type, **scenario.attack.params).kind
+    x, y = client_shard(scenario, partition_id, poisoned=attacking and kind == "data")
+    dataset = dataset_of(scenario)
+    dp = scenario.dp.enabled and scenario.dp.mode == "local" and partition_id not in malicious_clients(scenario)
+    model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
+    seed = derive_seed(scenario.seed, "train", server_round, partition_id)
+    outcome = train_locally(
+        model, base, x, y, scenario=scenario, seed=seed,
+        sampling=scenario.dp.sampling if dp else "shuffle",
+    )
+    weights, num_examples = outcome.weights, len(y)
+    if attacking and kind == "update":
+        rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
+        weights, num_examples = _apply_update_attack(scenario, base, weights, num_examples, rng)
+
+    content = RecordDict(
+        {
+            P.ARRAYS: ArrayRecord(weights),
+            P.METRICS: MetricRecord(
+                {
+                    P.NUM_EXAMPLES: num_examples,
+                    P.PARTITION_ID: partition_id,
+                    P.TRAIN_LOSS: outcome.mean_loss,
+                    P.LOCAL_STEPS: outcome.local_steps,
+                    P.SAMPLING_RATE: outcome.sampling_rate,
+                }
+            ),
+        }
+    )
+    if scenario.integrity.enabled:
+        # The broadcast check passed, so the announced digest is the digest of `base`.
+        base_digest, update_digest = str(config[P.GLOBAL_DIGEST]), digest_arrays(weights)
+        key = client_key(scenario.integrity, run_seed=scenario.seed, partition_id=partition_id)
+        content[P.INTEGRITY] = ConfigRecord(
+            {
+                P.NODE_ID: context.node_id,
+                P.BASE_DIGEST: base_digest,
+                P.UPDATE_DIGEST: update_digest,
+                P.SIGNATURE: sign_reply(
+                    key,
+                    server_round=server_round,
+                    node_id=context.node_id,
+                    base_digest=base_digest,
+                    update_digest=update_digest,
+                    num_examples=num_examples,
+                ),
+            }
+        )
+    return Message(content=content, reply_to=message)
+
+
+@app.query()
+def query(message: Message, context: Context) -> Message:
+    """Handshake: tell the server this node's partition id and shard size."""
+    scenario = _scenario_of(message)
+    partition_id = int(context.node_config["partition-id"])
+    size = len(partitions_of(scenario)[partition_id])
+    metrics = MetricRecord({P.PARTITION_ID: partition_id, P.NUM_EXAMPLES: size})
+    return Message(content=RecordDict({P.METRICS: metrics}), reply_to=message)

@@ -1,0 +1,3 @@
+"""fedshield: a federated-learning security lab on Flower, Ray and TensorFlow."""
+
+__version__ = "0.1.0"

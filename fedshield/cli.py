@@ -1,0 +1,145 @@
+"""``fedshield`` command line: run, validate, list, verify, watermark verify.
+
+Every user error is a :class:`FedshieldError` printed on one line (``error: ...``) with exit
+code 2; nothing reaches TensorFlow or Ray before the scenario has been validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from fedshield.errors import FedshieldError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedshield", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def scenario_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("scenario", help="path to a scenario TOML file, or a packaged scenario name")
+        sub.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            help="override one field, e.g. --set train.local_epochs=2 (repeatable)",
+        )
+
+    run = commands.add_parser("run", help="run a scenario end to end")
+    scenario_args(run)
+    run.add_argument("--verbose", action="store_true", help="show Flower, Ray and TF logs")
+    validate = commands.add_parser("validate", help="validate a scenario without running it")
+    scenario_args(validate)
+    listing = commands.add_parser("list", help="list registered plug-ins and packaged scenarios")
+    listing.add_argument(
+        "kind", nargs="?", choices=["datasets", "partitioners", "models", "aggregators", "pre-aggregators", "attacks", "scenarios"]
+    )
+    verify = commands.add_parser("verify", help="verify a run directory's ledger and checkpoints")
+    verify.add_argument("run_dir")
+    watermark = commands.add_parser("watermark", help="watermark tools")
+    wm_commands = watermark.add_subparsers(dest="watermark_command", required=True)
+    wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
+    wm_verify.add_argument("model", help="checkpoint .npz (e.g. RUN/checkpoints/round_0010.npz)")
+    wm_verify.add_argument("key", help="watermark key JSON (e.g. RUN/watermark_key.json)")
+    wm_verify.add_argument("--threshold", type=float, default=None, help="accuracy needed on the trigger set")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fedshield.runner import run_scenario
+    from scenarios.loader import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    result = run_scenario(scenario, verbose=args.verbose)
+    s = result.summary
+    print(
+        f"done: final accuracy {s['final_accuracy']:.4f} (best {s['best_accuracy']:.4f} at round "
+        f"{s['best_round']}) in {s['wall_seconds']:.1f}s; files in {result.run_dir}"
+    )
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from scenarios.loader import load_scenario
+
+    s = load_scenario(args.scenario, args.overrides)
+    print(
+        f"ok: {s.name} (seed {s.seed}, {s.rounds} rounds, {s.data.num_clients} clients on "
+        f"{s.data.dataset}, {s.num_sampled} per round, aggregator {s.defense.aggregator}, "
+        f"attack {s.attack.type})"
+    )
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from attacks import ATTACKS
+    from fedshield.datasets import DATASETS
+    from fedshield.models import MODELS
+    from fedshield.partitioners import PARTITIONERS
+    from scenarios.loader import packaged_scenarios
+    from strategies import AGGREGATORS, PRE_AGGREGATORS
+
+    registries = {
+        "datasets": DATASETS, "partitioners": PARTITIONERS, "models": MODELS,
+        "aggregators": AGGREGATORS, "pre-aggregators": PRE_AGGREGATORS, "attacks": ATTACKS,
+    }
+    for kind, registry in registries.items():
+        if args.kind not in (None, kind):
+            continue
+        print(f"{kind}:")
+        for name in registry:
+            entry = registry[name]
+            tags = "".join(f" [{k}: {v}]" for k, v in sorted(entry.tags.items()))
+            print(f"  {name}{tags}: {entry.summary}")
+            if params := entry.describe_params():
+                print(f"      params: {params}")
+    if args.kind in (None, "scenarios"):
+        print("scenarios:")
+        for name in packaged_scenarios():
+            print(f"  {name}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from server.integrity.ledger import verify_run
+
+    report = verify_run(args.run_dir)
+    if report.ok:
+        print(f"ok: ledger chain and checkpoints of {args.run_dir} verify")
+        return 0
+    print(f"FAILED at round {report.first_bad_round}: {report.reason}")
+    return 1
+
+
+def _cmd_watermark(args: argparse.Namespace) -> int:
+    from server.integrity.watermark import verify_watermark
+
+    kwargs = {} if args.threshold is None else {"threshold": args.threshold}
+    ok, accuracy = verify_watermark(args.model, args.key, **kwargs)
+    print(f"{'ok' if ok else 'FAILED'}: watermark accuracy {accuracy:.4f}")
+    return 0 if ok else 1
+
+
+_COMMANDS = {
+    "run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list,
+    "verify": _cmd_verify, "watermark": _cmd_watermark,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fedshield`` console script."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
+    if not getattr(args, "verbose", False):
+        # Third-party deprecation chatter (tensorflow-probability, Ray) hides the progress lines.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return _COMMANDS[args.command](args)
+    except FedshieldError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Model registry: Keras 2 (``tf.keras``) architectures for image classification.
+
+A registered model is a factory that returns the *list of layers* (input layer first), so the
+same architecture can be wrapped in a plain ``tf.keras.Sequential`` or in tensorflow-privacy's
+``DPSequential`` (fast gradient clipping) without a near-copy of the architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from fedshield.registry import NoParams, Registry
+
+LayerFactory = Callable[[tuple[int, ...], int, float], list[tf.keras.layers.Layer]]
+
+MODELS: Registry[LayerFactory] = Registry("model")
+
+
+def _l2(factor: float) -> tf.keras.regularizers.Regularizer | None:
+    # L2 weight decay is the "regularization" defense of the seed text; 0 disables it.
+    return tf.keras.regularizers.L2(factor) if factor > 0 else None
+
+
+@MODELS.register("mlp", NoParams)
+def mlp_layers(
+    input_shape: tuple[int, ...], num_classes: int, l2: float
+) -> list[tf.keras.layers.Layer]:
+    """Multilayer perceptron: Flatten -> Dense(64, ReLU) -> Dense(classes, softmax)."""
+    return [
+        tf.keras.layers.InputLayer(input_shape=input_shape),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(64, activation="relu", kernel_regularizer=_l2(l2)),
+        tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
+    ]
+
+
+@MODELS.register("cnn", NoParams)
+def cnn_layers(
+    input_shape: tuple[int, ...], num_classes: int, l2: float
+) -> list[tf.keras.layers.Layer]:
+    """Small CNN: Conv(16,3x3) -> MaxPool(2) -> Conv(32,3x3) -> Flatten -> Dense(classes).
+
+    Sized for 8x8 digits and still valid for 28x28 and 32x32 inputs (``padding="same"``).
+    """
+    return [
+        tf.keras.layers.InputLayer(input_shape=input_shape),
+        tf.keras.layers.Conv2D(
+            16, 3, padding="same", activation="relu", kernel_regularizer=_l2(l2)
+        ),
+        tf.keras.layers.MaxPooling2D(2),
+        tf.keras.layers.Conv2D(
+            32, 3, padding="same", activation="relu", kernel_regularizer=_l2(l2)
+        ),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
+    ]
+
+
+def build_model(
+    name: str, input_shape: tuple[int, ...], num_classes: int, *, l2: float = 0.0
+) -> tf.keras.Sequential:
+    """Build the (uncompiled) registered model ``name``."""
+    return tf.keras.Sequential(MODELS[name].target(input_shape, num_classes, l2))

@@ -1,0 +1,102 @@
+"""One registry per plug-in kind (aggregators, attacks, datasets, partitioners, models).
+
+Each entry couples a name with the object it builds and a pydantic parameter model with
+``extra="forbid"``, so unknown or out-of-range parameters fail once, before any simulation.
+A failed lookup names what was typed and lists the valid names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fedshield.errors import ConfigError
+from fedshield.validation import one_line
+
+T = TypeVar("T")
+
+
+class NoParams(BaseModel):
+    """Parameter model of a plug-in that takes no parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Params(BaseModel):
+    """Base class of every plug-in parameter model: unknown keys are errors, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered plug-in: its name, the object it builds, its parameter model, its tags."""
+
+    name: str
+    target: T
+    params: type[BaseModel]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """First line of the plug-in's docstring, for ``fedshield list``."""
+        doc = getattr(self.target, "__doc__", None) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def describe_params(self) -> str:
+        """``name=default`` pairs of the parameter model, for ``fedshield list``."""
+        parts = []
+        for pname, info in self.params.model_fields.items():
+            default = "required" if info.is_required() else repr(info.default)
+            parts.append(f"{pname}={default}")
+        return ", ".join(parts)
+
+
+class Registry(Mapping[str, Entry[T]]):
+    """A name -> :class:`Entry` mapping for one plug-in kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self, name: str, params: type[BaseModel] = NoParams, **tags: str
+    ) -> Callable[[T], T]:
+        """Decorator that registers ``target`` under ``name`` with its parameter model."""
+
+        def decorate(target: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = Entry(name, target, params, dict(tags))
+            return target
+
+        return decorate
+
+    def __getitem__(self, name: str) -> Entry[T]:
+        return self.resolve(name)
+
+    def resolve(self, name: str, where: str = "") -> Entry[T]:
+        """The entry called ``name``; ``where`` (e.g. ``data.dataset``) prefixes the error."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._entries))
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}unknown {self.kind} {name!r}; valid: {valid}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse_params(self, name: str, params: Mapping[str, Any], where: str) -> BaseModel:
+        """Validate ``params`` against ``name``'s model; ``where`` is the field path for errors."""
+        entry = self.resolve(name, where.removesuffix(".params"))
+        try:
+            return entry.params.model_validate(dict(params))
+        except ValidationError as err:
+            raise ConfigError(one_line(err, where)) from None

@@ -1,0 +1,45 @@
+"""Process-wide TensorFlow settings, applied once per process before the first TF op.
+
+Ray actors inherit the environment of the driver, so quieting is done by environment variables
+before Ray starts (:func:`quiet_environment`); thread pools and determinism must be set inside
+each worker process before TF initialises its runtime (:func:`configure_tensorflow`).
+"""
+
+from __future__ import annotations
+
+import os
+
+_configured = False
+
+
+def quiet_environment(verbose: bool) -> None:
+    """Silence TF's C++ logs, Flower telemetry and Ray's noise unless ``verbose``."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    # Only CPUs are sized here; a GPU client sets num_gpus and TF sees its device via Ray.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+def configure_tensorflow(num_threads: int) -> None:
+    """Size TF's thread pools to the client's CPUs and make its kernels deterministic.
+
+    Must run before the process's first TF op; later calls are no-ops (TF refuses to resize).
+    """
+    global _configured
+    if _configured:
+        return
+    import tensorflow as tf
+
+    threads = max(1, num_threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # The runtime was already initialised (e.g. in a test process): keep TF's sizing.
+        pass
+    tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel("ERROR")
+    _configured = True

@@ -1,0 +1,146 @@
+"""The typed, validated ``Scenario``: one TOML file describes one federated experiment.
+
+Validation happens in two stages, both before Ray starts:
+
+1. :class:`Scenario` (pydantic, ``extra="forbid"`` everywhere) checks structure, types and ranges;
+2. :func:`scenarios.loader.check_plugins` resolves every registry name (dataset, partitioner,
+   model, aggregator chain, attack) and validates each plug-in's own parameters and bounds.
+
+Plug-in parameters live in ``params`` tables so that a plug-in's schema belongs to the plug-in
+(one registry per plug-in kind), while this module owns only what every run shares.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fedshield.validation import FieldError
+from clients.dp_config import DPConfig
+from server.integrity.config import IntegrityConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartitionSpec(_Section):
+    """How the training set is split over clients (``fedshield list`` shows the schemes)."""
+
+    scheme: str = "iid"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSpec(_Section):
+    """Dataset, federation size and partition."""
+
+    dataset: str = "digits"
+    num_clients: int = Field(10, ge=1, le=10_000)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    data_dir: str | None = None
+    partition: PartitionSpec = PartitionSpec()
+
+
+class ModelSpec(_Section):
+    """Registered architecture and its L2 weight-decay factor (the seed's regularization defense)."""
+
+    name: str = "mlp"
+    l2: float = Field(0.0, ge=0.0)
+
+
+class TrainSpec(_Section):
+    """Local training of every client."""
+
+    local_epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class PreAggregatorSpec(_Section):
+    """One pre-aggregation step (clipping, NNM, bucketing) chained in front of the rule."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DefenseSpec(_Section):
+    """The server's aggregation chain: ``pre`` steps in order, then ``aggregator``."""
+
+    aggregator: str = "fedavg"
+    params: dict[str, Any] = Field(default_factory=dict)
+    pre: tuple[PreAggregatorSpec, ...] = ()
+
+
+class AttackSpec(_Section):
+    """Who attacks, with what, and when. ``type = "none"`` disables the section."""
+
+    type: str = "none"
+    params: dict[str, Any] = Field(default_factory=dict)
+    malicious: int | float = Field(
+        0, ge=0, description="count (int >= 0) or fraction of clients (float in [0, 1))"
+    )
+    start_round: int = Field(1, ge=1)
+    end_round: int | None = Field(None, ge=1)
+    probability: float = Field(1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check_window(self) -> AttackSpec:
+        if self.end_round is not None and self.end_round < self.start_round:
+            raise FieldError(
+                "attack.end_round", self.end_round, f"must be >= start_round ({self.start_round})"
+            )
+        if isinstance(self.malicious, float) and not 0.0 <= self.malicious < 1.0:
+            raise FieldError("attack.malicious", self.malicious, "a fraction must be in [0, 1)")
+        return self
+
+
+class SimulationSpec(_Section):
+    """Ray resources per virtual client and the per-round reply timeout."""
+
+    num_cpus: float = Field(2.0, gt=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
+
+
+class Scenario(_Section):
+    """One federated experiment, fully resolved (the seed is always an integer here)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(ge=0, lt=2**31)
+    rounds: int = Field(ge=1, le=10_000)
+    clients_per_round: int | float = Field(
+        1.0, gt=0, description="count (int >= 1) or fraction of clients (float in (0, 1])"
+    )
+    output: str = "runs"
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    defense: DefenseSpec = DefenseSpec()
+    attack: AttackSpec = AttackSpec()
+    dp: DPConfig = DPConfig()
+    integrity: IntegrityConfig = IntegrityConfig()
+    simulation: SimulationSpec = SimulationSpec()
+
+    @model_validator(mode="after")
+    def _check_counts(self) -> Scenario:
+        if isinstance(self.clients_per_round, float) and self.clients_per_round > 1.0:
+            raise FieldError(
+                "clients_per_round", self.clients_per_round, "a fraction must be in (0, 1]"
+            )
+        if isinstance(self.clients_per_round, int) and self.clients_per_round > self.data.num_clients:
+            raise FieldError(
+                "clients_per_round",
+                self.clients_per_round,
+                f"a count must be at most data.num_clients ({self.data.num_clients})",
+            )
+        return self
+
+    @property
+    def num_sampled(self) -> int:
+        """Number of clients sampled each round (a fraction rounds down, at least 1)."""
+        if isinstance(self.clients_per_round, int):
+            return self.clients_per_round
+        return max(1, int(self.clients_per_round * self.data.num_clients))

@@ -1,0 +1,153 @@
+"""The simulated attacker's server-side powers, kept apart from the defense.
+
+In a real deployment colluding poisoners coordinate among themselves and a man-in-the-middle sits
+on the network. In simulation both run inside the server process, between receiving replies and
+the integrity gate, so this object knows who is malicious. The defense (gate and aggregator)
+never receives it nor any client's malicious status.
+
+* Collusion (threat model ``honest_updates`` or ``omniscient``): the malicious clients of the
+  round replace their updates with forged ones computed from the honest updates of the round
+  (and, for omniscient attacks only, the deployed aggregation rule). They sign what they send,
+  since they own their keys.
+* Wire (kind ``transit``): weights are altered in transit on the links of the malicious
+  clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
+  keys: it cannot re-sign, which is exactly what the integrity checks detect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attacks import get_attack
+from attacks.base import ThreatModel
+from attacks.schedule import is_active
+from fedshield.arrays import flatten, stack_deltas, unflatten
+from fedshield.seeding import derive_rng
+from scenarios.schema import Scenario
+from server.integrity.digest import digest_arrays
+from server.integrity.keys import client_key
+from server.integrity.signing import sign_reply
+from server.replies import ClientReply
+
+Aggregate = Callable[[NDArray[np.floating], NDArray[np.int64]], NDArray[np.floating]]
+
+
+class Adversary:
+    """Collusion and wire tampering for one run (stateful only in what the wire recorded)."""
+
+    def __init__(
+        self, scenario: Scenario, *, malicious: frozenset[int], aggregate: Aggregate
+    ) -> None:
+        self.scenario = scenario
+        self.malicious = malicious
+        self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
+        self.kind: str = self.attack.kind
+        self.threat_model = ThreatModel(self.attack.threat_model)
+        self._aggregate = aggregate
+        self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
+
+    def active(self, server_round: int) -> bool:
+        """Whether the attack acts this round (its window and per-round probability)."""
+        attack = self.scenario.attack
+        return attack.type != "none" and is_active(
+            server_round,
+            start_round=attack.start_round,
+            end_round=attack.end_round,
+            probability=attack.probability,
+            seed=self.scenario.seed,
+        )
+
+    # -- wire -------------------------------------------------------------------------------
+    def _on_wire(self, direction: str, server_round: int, partition_id: int) -> bool:
+        return (
+            self.kind == "transit"
+            and self.attack.params.direction == direction
+            and partition_id in self.malicious
+            and self.active(server_round)
+        )
+
+    def _tamper(
+        self, direction: str, server_round: int, partition_id: int, arrays: list[NDArray[np.float32]]
+    ) -> list[NDArray[np.float32]]:
+        link = (direction, partition_id)
+        recorded = self._recorded.get(link)
+        self._recorded[link] = arrays
+        if not self._on_wire(direction, server_round, partition_id):
+            return arrays
+        rng = derive_rng(self.scenario.seed, "wire", direction, server_round, partition_id)
+        return self.attack.tamper(arrays, rng=rng, recorded=recorded)
+
+    def downlink(
+        self, server_round: int, partition_id: int, arrays: list[NDArray[np.float32]]
+    ) -> list[NDArray[np.float32]]:
+        """The broadcast as it arrives at ``partition_id`` (tampered on a compromised link)."""
+        return self._tamper("downlink", server_round, partition_id, arrays)
+
+    def uplink(self, server_round: int, replies: Sequence[ClientReply]) -> list[ClientReply]:
+        """The replies as they arrive at the server (tampered on compromised links)."""
+        return [
+            r.with_arrays(self._tamper("uplink", server_round, r.partition_id, r.arrays))
+            if r.arrays
+            else r
+            for r in replies
+        ]
+
+    def tampered_links(self, server_round: int) -> list[int]:
+        """Ground truth for the metrics layer: links altered this round."""
+        if self.kind != "transit" or not self.active(server_round):
+            return []
+        return sorted(self.malicious)
+
+    # -- collusion --------------------------------------------------------------------------
+    def collude(
+        self,
+        server_round: int,
+        replies: Sequence[ClientReply],
+        global_arrays: list[NDArray[np.float32]],
+    ) -> list[ClientReply]:
+        """Replace the malicious replies of the round with forged, re-signed updates."""
+        if self.kind != "collusion" or not self.active(server_round):
+            return list(replies)
+        bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious and r.arrays]
+        good = [i for i, r in enumerate(replies) if r.partition_id not in self.malicious and r.arrays]
+        if not bad or not good:
+            return list(replies)
+        honest = stack_deltas([replies[i].arrays for i in good], global_arrays)
+        honest_counts = np.array([replies[i].num_examples for i in good], dtype=np.int64)
+        # The structural threat model: only an omniscient attack is handed the aggregator.
+        aggregator = self._aggregate if self.threat_model is ThreatModel.OMNISCIENT else None
+        forged = self.attack.forge(
+            honest,
+            num_malicious=len(bad),
+            rng=derive_rng(self.scenario.seed, "collude", server_round),
+            honest_num_examples=honest_counts,
+            aggregator=aggregator,
+        )
+        base_flat = flatten(global_arrays)
+        out = list(replies)
+        for row, index in enumerate(bad):
+            out[index] = self._signed(server_round, replies[index], unflatten(base_flat + forged[row], global_arrays))
+        return out
+
+    def _signed(
+        self, server_round: int, reply: ClientReply, arrays: list[NDArray[np.float32]]
+    ) -> ClientReply:
+        if reply.signature is None:
+            return reply.with_arrays(arrays)
+        # A colluding client owns its key, so its forged update is properly signed.
+        key = client_key(self.scenario.integrity, run_seed=self.scenario.seed, partition_id=reply.partition_id)
+        update_digest = digest_arrays(arrays)
+        signature = sign_reply(
+            key,
+            server_round=server_round,
+            node_id=reply.node_id,
+            base_digest=reply.base_digest or "",
+            update_digest=update_digest,
+            num_examples=reply.num_examples,
+        )
+        return ClientReply(
+            **{**reply.__dict__, "arrays": arrays, "update_digest": update_digest, "signature": signature}
+        )

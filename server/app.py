@@ -1,0 +1,152 @@
+"""The Flower ``ServerApp``: handshake, then ``strategy.start`` with centralised evaluation.
+
+:func:`build_server_app` closes over the validated scenario and the run directory; it lives in an
+importable module so nothing from ``__main__`` is pickled into Ray calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from flwr.app import ArrayRecord, Context, MetricRecord
+from flwr.server import Grid
+from flwr.serverapp import ServerApp
+
+from attacks import get_attack
+from clients.data import dataset_of, malicious_clients, partitions_of
+from fedshield.models import build_model
+from fedshield.partitioners import partition_hash
+from fedshield.seeding import derive_seed
+from scenarios.schema import Scenario
+from server.adversary import Adversary
+from server.evaluation import Evaluator
+from server.guard import IntegrityGuard
+from server.handshake import discover_partitions
+from server.membership_inference import membership_inference
+from server.privacy import PrivacyTracker
+from server.privacy_accounting import wrap_central_dp
+from server.run_log import RunLog
+from server.strategy import FedshieldStrategy
+from strategies import build_chain
+
+_VERSIONED = ("fedshield", "flwr", "ray", "tensorflow", "tensorflow-privacy", "numpy", "dp-accounting")
+
+
+@dataclass
+class RunOutcome:
+    """Filled by the ServerApp thread so the caller can see the summary or the real error."""
+
+    summary: dict[str, Any] | None = None
+    error: BaseException | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def central_dp(scenario: Scenario) -> bool:
+    """Whether client-level DP wraps the strategy this run."""
+    return scenario.dp.enabled and scenario.dp.mode == "central"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers (for ``summary.json``)."""
+    return {name: version(name) for name in _VERSIONED}
+
+
+def initial_weights(scenario: Scenario, input_shape: tuple[int, ...], num_classes: int) -> list[np.ndarray]:
+    """Glorot-initialised weights drawn from the scenario seed."""
+    tf.keras.utils.set_random_seed(derive_seed(scenario.seed, "init"))
+    return [np.asarray(w, np.float32) for w in build_model(scenario.model.name, input_shape, num_classes).get_weights()]
+
+
+def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
+    """Run the whole federation; returns the summary written to ``summary.json``."""
+    dataset = dataset_of(scenario)
+    parts = partitions_of(scenario)
+    malicious = malicious_clients(scenario)
+    weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
+    chain = build_chain(
+        scenario.defense.aggregator,
+        scenario.defense.params,
+        [(step.name, step.params) for step in scenario.defense.pre],
+    )
+    attack = get_attack(scenario.attack.type, **scenario.attack.params)
+    success_set = attack.success_set(dataset.x_test, dataset.y_test) if attack.kind == "data" else None
+    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
+    guard = IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator) if scenario.integrity.enabled else None
+    privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
+    log = RunLog(run_dir, scenario, malicious)
+
+    nodes = discover_partitions(grid, scenario, timeout=scenario.simulation.round_timeout)
+    strategy = FedshieldStrategy(
+        scenario=scenario,
+        nodes=nodes,
+        num_params=sum(w.size for w in weights),
+        chain=chain,
+        adversary=Adversary(scenario, malicious=malicious, aggregate=chain),
+        guard=guard,
+    )
+    if guard is not None:
+        weights = guard.start(weights)
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        current = arrays.to_numpy_ndarrays()
+        evaluation = evaluator.evaluate(current)
+        report = strategy.reports.get(server_round)
+        extra: dict[str, Any] = {}
+        if privacy is not None and report is not None:
+            extra.update(privacy.after_round(server_round, report))
+        if guard is not None:
+            extra.update(guard.round_metrics(server_round))
+        row = log.record(server_round, evaluation, report, extra)
+        outcome.records.append(row)
+        return MetricRecord({k: float(v) for k, v in evaluation.items()})
+
+    # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
+    # noise to its output (the validator allows it only with unweighted FedAvg, integrity off).
+    runner = wrap_central_dp(strategy, scenario.dp, scenario.num_sampled) if central_dp(scenario) else strategy
+    result = runner.start(
+        grid,
+        ArrayRecord(weights),
+        num_rounds=scenario.rounds,
+        timeout=scenario.simulation.round_timeout,
+        evaluate_fn=evaluate,
+    )
+    final = result.arrays.to_numpy_ndarrays()
+    evaluator.model.set_weights(final)
+    members = np.concatenate([parts[p] for p in sorted({p for r in strategy.reports.values() for p in r.accepted})] or [np.arange(0)])
+    summary: dict[str, Any] = {
+        "package_versions": package_versions(),
+        "num_examples_per_client": [int(len(p)) for p in parts],
+        "partition_hash": partition_hash(list(parts)),
+        "membership_inference": membership_inference(
+            evaluator.model,
+            (dataset.x_train[members], dataset.y_train[members]),
+            (dataset.x_test, dataset.y_test),
+            seed=derive_seed(scenario.seed, "membership"),
+        ),
+    }
+    if privacy is not None:
+        summary["privacy"] = privacy.summary()
+    if guard is not None:
+        summary["integrity"] = guard.summary()
+    return log.finish(summary)
+
+
+def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> ServerApp:
+    """A ServerApp bound to one validated scenario and its run directory."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        del context  # the scenario is the configuration; run_config is not used
+        try:
+            outcome.summary = serve(grid, scenario, run_dir, outcome)
+        except BaseException as err:  # keep the real error for the caller, then let Flower stop
+            outcome.error = err
+            raise
+
+    return app

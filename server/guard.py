@@ -1,0 +1,191 @@
+"""The server's integrity guard: signed broadcasts, the gate, the ledger and the watermark.
+
+It adapts :mod:`server.integrity` (pure functions and explicit state) to the round loop of
+:class:`server.strategy.FedshieldStrategy`. Ground truth about who is malicious is used only for
+the detection scores of the final summary, never in a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fedshield import protocol as P
+from fedshield.seeding import derive_seed
+from scenarios.schema import Scenario
+from server.evaluation import Evaluator
+from server.integrity.detection import detection_scores
+from server.integrity.digest import digest_arrays
+from server.integrity.gate import GateState, SignedReply, Verdict, run_gate
+from server.integrity.integrity_log import IntegrityLog
+from server.integrity.keys import client_public_keys, server_key
+from server.integrity.ledger import RunLedger, verify_run
+from server.integrity.signing import sign_broadcast
+from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
+from server.replies import ClientReply
+
+WATERMARK_KEY_FILE = "watermark_key.json"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """Replies that may be aggregated, and the per-client reasons of the others."""
+
+    accepted: list[ClientReply]
+    rejected: dict[int, list[str]]
+    flagged: dict[int, list[str]]
+
+
+class IntegrityGuard:
+    """Everything the ``[integrity]`` section switches on, for one run."""
+
+    def __init__(
+        self, scenario: Scenario, run_dir: Path, *, malicious: frozenset[int], evaluator: Evaluator
+    ) -> None:
+        self.scenario = scenario
+        self.config = scenario.integrity
+        self.malicious = malicious
+        self.key = server_key(self.config, run_seed=scenario.seed)
+        self.public_keys = client_public_keys(
+            self.config, run_seed=scenario.seed, partition_ids=range(scenario.data.num_clients)
+        )
+        self.state = GateState()
+        self.run_dir = run_dir
+        self.ledger = RunLedger(run_dir)
+        self.log = IntegrityLog(run_dir)
+        self.flagged_by_round: dict[int, list[int]] = {}
+        self.digests: dict[int, str] = {}
+        self._verdicts: list[Verdict] = []
+        self._accepted_digests: dict[int, str] = {}
+        self.model = evaluator.model  # the server's model, reused for watermark retraining
+        self.watermark: WatermarkKey | None = None
+        self.watermark_rounds: dict[int, dict[str, float]] = {}
+        wm = self.config.watermark
+        if wm.enabled:
+            dataset = evaluator.dataset
+            # Seed-derived so a run is reproducible; a deployment keeps this key file secret.
+            self.watermark = WatermarkKey(
+                seed=derive_seed(scenario.seed, "watermark"),
+                num_triggers=wm.num_triggers,
+                input_shape=dataset.input_shape,
+                num_classes=dataset.num_classes,
+                model_name=scenario.model.name,
+            )
+            self.watermark.save(run_dir / WATERMARK_KEY_FILE)
+
+    def _defense(self) -> tuple[str, dict[str, Any]]:
+        defense = self.scenario.defense
+        params = {"params": dict(defense.params), "pre": [p.model_dump() for p in defense.pre]}
+        return defense.aggregator, params
+
+    def _embed(self, server_round: int, weights: list[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+        """WAFFLE: measure whether the watermark survived aggregation, then re-embed it."""
+        if self.watermark is None:
+            return weights
+        wm = self.config.watermark
+        self.model.set_weights(weights)
+        survived = watermark_accuracy(self.model, self.watermark)
+        epochs = embed(
+            self.model,
+            self.watermark,
+            max_epochs=wm.max_server_epochs,
+            target_accuracy=wm.target_accuracy,
+            learning_rate=wm.learning_rate,
+        )
+        self.watermark_rounds[server_round] = {
+            "watermark_accuracy_after_aggregation": survived,
+            "watermark_accuracy": watermark_accuracy(self.model, self.watermark),
+            "watermark_epochs": float(epochs),
+        }
+        return [np.asarray(w, np.float32) for w in self.model.get_weights()]
+
+    def start(self, weights: list[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+        """Round 0: watermark the initial model, record it in the ledger."""
+        weights = self._embed(0, weights)
+        aggregator, params = self._defense()
+        self.ledger.record_round(
+            0, global_arrays=weights, aggregator=aggregator, aggregator_params=params,
+            accepted_digests={}, verdicts=[],
+        )
+        return weights
+
+    def broadcast_fields(self, server_round: int, arrays: list[NDArray[np.float32]]) -> dict[str, Any]:
+        """Digest and server signature sent with the round's global weights."""
+        digest = digest_arrays(arrays)
+        self.digests[server_round] = digest
+        return {
+            P.GLOBAL_DIGEST: digest,
+            P.BROADCAST_SIGNATURE: sign_broadcast(self.key, server_round=server_round, global_digest=digest),
+        }
+
+    def check(
+        self, server_round: int, replies: list[ClientReply], global_arrays: list[NDArray[np.float32]]
+    ) -> GateOutcome:
+        """Run the gate; rejected and quarantined replies never reach the aggregator."""
+        signed = [
+            SignedReply(
+                partition_id=r.partition_id,
+                node_id=r.node_id,
+                server_round=server_round,
+                arrays=r.arrays,
+                num_examples=r.num_examples,
+                base_digest=r.base_digest or "",
+                update_digest=r.update_digest or "",
+                signature=r.signature,
+            )
+            for r in replies
+        ]
+        result = run_gate(
+            signed,
+            config=self.config,
+            server_round=server_round,
+            global_arrays=global_arrays,
+            global_digest=self.digests[server_round],
+            public_keys=self.public_keys,
+            state=self.state,
+        )
+        self.state = result.state
+        self._verdicts = result.verdicts
+        self._accepted_digests = result.accepted_digests
+        self.log.write_round(server_round, result.verdicts)
+        self.flagged_by_round[server_round] = [v.partition_id for v in result.verdicts if v.decision != "accepted"]
+        kept = {r.partition_id for r in result.accepted}
+        return GateOutcome(
+            accepted=[r for r in replies if r.partition_id in kept],
+            rejected={v.partition_id: list(v.reasons) for v in result.verdicts if v.decision in ("rejected", "quarantined")},
+            flagged={v.partition_id: list(v.reasons) for v in result.verdicts if v.decision == "flagged"},
+        )
+
+    def after_aggregation(
+        self, server_round: int, new_global: list[NDArray[np.float32]]
+    ) -> list[NDArray[np.float32]]:
+        """Watermark the new global model and append the round to the hash-chained ledger."""
+        new_global = self._embed(server_round, new_global)
+        aggregator, params = self._defense()
+        self.ledger.record_round(
+            server_round,
+            global_arrays=new_global,
+            aggregator=aggregator,
+            aggregator_params=params,
+            accepted_digests=self._accepted_digests,
+            verdicts=self._verdicts,
+        )
+        return new_global
+
+    def round_metrics(self, server_round: int) -> dict[str, float]:
+        """Watermark figures of the round for ``metrics.jsonl`` (empty when it is off)."""
+        return dict(self.watermark_rounds.get(server_round, {}))
+
+    def summary(self) -> dict[str, Any]:
+        """Detection quality against ground truth (metrics layer only) and the ledger head."""
+        report = verify_run(self.run_dir)
+        return {
+            "detection": detection_scores(self.flagged_by_round, self.malicious),
+            "ledger_verified": report.ok,
+            "ledger_head_hash": report.head_hash,
+            "ledger_rounds": report.rounds,
+        }

@@ -1,0 +1,41 @@
+"""Round 0 handshake: learn which Flower node serves which data partition.
+
+Flower's simulation gives nodes random 64-bit ids, so sampling by node id would differ between
+two runs of the same seed. Each node answers a query with its ``partition-id``; the server then
+samples partition ids with the seed and addresses the matching nodes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.server import Grid
+
+from fedshield import protocol as P
+from fedshield.errors import FedshieldError
+from scenarios.schema import Scenario
+
+
+def discover_partitions(grid: Grid, scenario: Scenario, *, timeout: float) -> dict[int, int]:
+    """Wait for every node, ask each for its partition id; returns partition id -> node id."""
+    expected = scenario.data.num_clients
+    deadline = time.monotonic() + timeout
+    # Flower registers nodes asynchronously; sampling before all are up would skew round 1.
+    while len(node_ids := list(grid.get_node_ids())) < expected:
+        if time.monotonic() > deadline:
+            raise FedshieldError(f"only {len(node_ids)} of {expected} nodes registered in {timeout:.0f}s")
+        time.sleep(0.2)
+    config = ConfigRecord({P.SCENARIO: scenario.model_dump_json()})
+    messages = [
+        Message(content=RecordDict({P.CONFIG: config}), message_type=MessageType.QUERY, dst_node_id=n)
+        for n in node_ids
+    ]
+    mapping: dict[int, int] = {}
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        if reply.has_error():
+            raise FedshieldError(f"node {reply.metadata.src_node_id} failed the handshake: {reply.error.reason}")
+        mapping[int(reply.content[P.METRICS][P.PARTITION_ID])] = int(reply.metadata.src_node_id)
+    if sorted(mapping) != list(range(expected)):
+        raise FedshieldError(f"handshake found partitions {sorted(mapping)}, expected 0..{expected - 1}")
+    return mapping

@@ -1,0 +1,88 @@
+"""Scenario section ``[integrity]``: which checks the gate runs and what a failure does.
+
+Each check has an *action*:
+
+* ``"reject"``: the reply is dropped this round (never reaches the aggregator);
+* ``"flag"``: the reply is aggregated but recorded as suspicious (monitoring mode);
+* ``"quarantine"``: dropped, and every reply of that partition is rejected for the next
+  ``quarantine_rounds`` rounds as well.
+
+Checks whose failure leaves nothing an aggregator can use (wrong shape or dtype, NaN/Inf) cannot
+be ``"flag"``: a flagged reply is aggregated, and such a reply would crash the aggregator or
+poison every coordinate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from fedshield.errors import ConfigError
+from fedshield.registry import Params
+from fedshield.validation import one_line
+
+Action = Literal["reject", "flag", "quarantine"]
+DropAction = Literal["reject", "quarantine"]
+
+
+class WatermarkConfig(Params):
+    """WAFFLE server-side watermarking (Tekgul et al., SRDS 2021); see ``watermark.py``."""
+
+    enabled: bool = False
+    """Embed the watermark into the global model after each aggregation."""
+    num_triggers: int = Field(default=100, ge=1, le=100_000)
+    """Size of the trigger set (spread evenly over the classes; WAFFLE uses 100)."""
+    target_accuracy: float = Field(default=0.98, gt=0.0, le=1.0)
+    """Retraining stops once the global model labels this fraction of triggers correctly."""
+    max_server_epochs: int = Field(default=30, ge=1, le=10_000)
+    """Upper bound on retraining epochs per round (WAFFLE's retraining cap)."""
+    learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
+    """SGD learning rate of the server-side retraining."""
+    verify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Trigger accuracy above which a model is declared watermarked (chance is 1/classes)."""
+
+
+class IntegrityConfig(Params):
+    """Integrity gate, signatures, ledger and watermark of one scenario."""
+
+    enabled: bool = False
+    """Master switch: sign broadcasts and replies, run the gate, write the ledger."""
+    signature: Action = "reject"
+    """Missing, unknown-client or invalid reply signature, or arrays that do not match the
+    signed update digest (tampered in transit)."""
+    base_digest: Action = "reject"
+    """Reply trained on another global model than this round's (stale or tampered base), signed
+    for another round (replay), or a second reply of the same partition in one round."""
+    shape: DropAction = "reject"
+    """Arrays whose number, shapes or dtypes differ from the global model's, or
+    ``num_examples < 1``."""
+    non_finite: DropAction = "reject"
+    """NaN or infinite value in any array."""
+    norm: Action = "reject"
+    """Update delta norm above ``max_norm`` or above ``max_norm_ratio`` x the round's median."""
+    max_norm: float | None = Field(default=None, gt=0.0)
+    """Absolute cap on ``||w_i - w_global||_2``; ``None`` disables it."""
+    max_norm_ratio: float | None = Field(default=None, ge=1.0)
+    """Cap ``k`` relative to the median delta norm of the round's well-formed replies; ``None``
+    disables it (k < 1 would reject at least half of the honest clients)."""
+    cosine: Action = "flag"
+    """Update pointing away from the others (see ``cosine_min``)."""
+    cosine_min: float | None = Field(default=None, ge=-1.0, lt=1.0)
+    """Minimum cosine between a delta and the sum of the other deltas; ``None`` disables it."""
+    quarantine_rounds: int = Field(default=3, ge=1, le=1_000_000)
+    """Rounds a quarantined partition stays rejected after the round it was caught in."""
+    keys_dir: str | None = None
+    """Directory of PEM keys (``server_0000.key``, ``client_{partition:04d}.pub``); ``None``
+    derives simulation keys from the scenario seed."""
+    watermark: WatermarkConfig = WatermarkConfig()
+    """Server-side WAFFLE watermark."""
+
+
+def parse_integrity_config(raw: Mapping[str, Any], *, where: str = "integrity") -> IntegrityConfig:
+    """Validate a scenario's ``[integrity]`` table; a bad field raises a one-line ConfigError."""
+    try:
+        return IntegrityConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        raise ConfigError(one_line(err, where)) from None

@@ -1,0 +1,132 @@
+"""WAFFLE: server-side watermarking of the global model (Tekgul et al., SRDS 2021).
+
+WAFFLE (arXiv:2008.07298) lets the FL server, which never sees client data, prove ownership of
+the global model: after every aggregation the server retrains the model on a secret *trigger
+set* until it labels at least ``target_accuracy`` of it correctly (or ``max_epochs`` passed).
+Clients train on their own data only, so they dilute the watermark each round and the server
+restores it. A model is declared watermarked when its trigger accuracy is at least a threshold
+well above chance (``1 / num_classes``): an independently trained model labels the random
+triggers at about chance level.
+
+Trigger set ("WAFFLEPattern", a class-specific pattern superimposed on random noise; here the
+pattern is a seeded binary mask rather than the paper's drawn shapes, which keeps the key a few
+integers). With ``rng = numpy.random.default_rng([seed, 0x57AF])``:
+
+* per class ``c``: ``P_c ~ Bernoulli(1/2)^{input_shape}`` (drawn first, class by class);
+* trigger ``i`` (``i = 0..n-1``) has label ``y_i = i mod num_classes`` and image
+  ``x_i = clip((1 - a) * B_i + a * P_{y_i}, 0, 1)`` with background ``B_i ~ U[0, 1)^{shape}``
+  and ``a = pattern_weight`` (default 0.6).
+
+Inputs are expected in ``[0, 1]`` (the digits loader scales ``x / 16``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tensorflow as tf
+from numpy.typing import NDArray
+from pydantic import Field, ValidationError
+
+from fedshield.errors import ConfigError
+from fedshield.models import build_model
+from fedshield.registry import Params
+from fedshield.validation import one_line
+from server.integrity.checkpoint import load_checkpoint
+
+_RNG_DOMAIN = 0x57AF  # keeps trigger draws apart from any other use of the same seed
+
+
+class WatermarkKey(Params):
+    """The owner's secret: everything needed to regenerate the trigger set and the model."""
+
+    scheme: Literal["waffle-pattern/v1"] = "waffle-pattern/v1"
+    seed: int = Field(ge=0)
+    num_triggers: int = Field(ge=1, le=100_000)
+    input_shape: tuple[int, ...] = Field(min_length=1)
+    num_classes: int = Field(ge=2)
+    model_name: str
+    pattern_weight: float = Field(default=0.6, gt=0.0, le=1.0)
+
+    def trigger_set(self) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Images ``(n, *input_shape)`` in ``[0, 1]`` and labels ``(n,)`` (module docstring)."""
+        rng = np.random.default_rng([self.seed, _RNG_DOMAIN])
+        patterns = (rng.random((self.num_classes, *self.input_shape)) < 0.5).astype(np.float32)
+        labels = np.arange(self.num_triggers, dtype=np.int64) % self.num_classes
+        background = rng.random((self.num_triggers, *self.input_shape), dtype=np.float32)
+        images = (1.0 - self.pattern_weight) * background + self.pattern_weight * patterns[labels]
+        return np.clip(images, 0.0, 1.0).astype(np.float32), labels
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the key as JSON (keep it secret: it is the ownership proof)."""
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WatermarkKey:
+        """Read a key written by :meth:`save`; a malformed key raises a one-line ConfigError."""
+        try:
+            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except ValidationError as err:
+            raise ConfigError(one_line(err, str(path))) from None
+
+
+def watermark_accuracy(model: tf.keras.Model, key: WatermarkKey) -> float:
+    """Fraction of triggers that ``model`` labels with their trigger label."""
+    images, labels = key.trigger_set()
+    predictions = np.argmax(model(images, training=False).numpy(), axis=1)
+    return float(np.mean(predictions == labels))
+
+
+def embed(
+    model: tf.keras.Model,
+    key: WatermarkKey,
+    *,
+    max_epochs: int,
+    target_accuracy: float,
+    learning_rate: float,
+    batch_size: int = 32,
+) -> int:
+    """Retrain ``model`` in place on the trigger set; return the epochs used (0: already there).
+
+    Plain SGD on the sparse categorical cross-entropy of the softmax output, mini-batches of
+    ``batch_size`` in a fixed order, stopping as soon as ``watermark_accuracy >=
+    target_accuracy`` or after ``max_epochs``. A private optimiser is used so the model's own
+    compiled optimiser state (if any) is left untouched.
+    """
+    if max_epochs < 1 or batch_size < 1:
+        raise ConfigError(
+            f"max_epochs/batch_size: got {max_epochs}/{batch_size}; both must be >= 1"
+        )
+    images, labels = key.trigger_set()
+    optimizer = tf.keras.optimizers.SGD(learning_rate=learning_rate)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+    for epoch in range(max_epochs):
+        if watermark_accuracy(model, key) >= target_accuracy:
+            return epoch
+        for start in range(0, len(labels), batch_size):
+            with tf.GradientTape() as tape:
+                predictions = model(images[start : start + batch_size], training=True)
+                loss = loss_fn(labels[start : start + batch_size], predictions)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+    return max_epochs
+
+
+def verify_watermark(
+    checkpoint_npz: str | os.PathLike[str],
+    key_json: str | os.PathLike[str],
+    *,
+    threshold: float = 0.5,
+) -> tuple[bool, float]:
+    """Rebuild the key's model, load the checkpoint's weights, return (watermarked, accuracy).
+
+    ``watermarked`` is ``accuracy >= threshold``.
+    """
+    key = WatermarkKey.load(key_json)
+    model = build_model(key.model_name, key.input_shape, key.num_classes)
+    model.set_weights(load_checkpoint(checkpoint_npz))
+    accuracy = watermark_accuracy(model, key)
+    return accuracy >= threshold, accuracy

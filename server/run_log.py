@@ -1,0 +1,99 @@
+"""Per-round metrics (``metrics.jsonl``), the console progress line, and the closing files.
+
+Every file is written atomically (``fedshield.results``): a crash after round k leaves k complete
+lines and never a half-written one. Ground truth about who is malicious is used here, in the
+metrics layer, and nowhere in the defense.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from fedshield.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
+from scenarios.schema import Scenario
+from server.strategy import RoundReport
+
+
+class RunLog:
+    """Writes one ``metrics.jsonl`` record and one progress line per evaluated round."""
+
+    def __init__(
+        self, run_dir: Path, scenario: Scenario, malicious: frozenset[int], stream: TextIO = sys.stdout
+    ) -> None:
+        self.run_dir = run_dir
+        self.scenario = scenario
+        self.malicious = malicious
+        self.stream = stream
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.started = time.perf_counter()
+
+    def record(
+        self, server_round: int, evaluation: dict[str, float], report: RoundReport | None, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Append the round's record and print its progress line; returns the record."""
+        row: dict[str, Any] = {"round": server_round, **evaluation}
+        if report is None:  # round 0: the initial global model
+            row.update(num_replies=0, seconds=0.0)
+        else:
+            row.update(
+                num_sampled=len(report.sampled),
+                num_replies=report.num_replies,
+                num_failures=report.num_failures,
+                num_refused=len(report.refused),
+                num_accepted=len(report.accepted),
+                num_rejected=len(report.rejected),
+                rejections={str(k): v for k, v in report.rejected.items()},
+                refusals={str(k): v for k, v in report.refused.items()},
+                skipped=report.skipped,
+                train_loss=report.train_loss,
+                malicious_sampled=sum(p in self.malicious for p in report.sampled),
+                seconds=round(time.perf_counter() - report.started, 4),
+            )
+        row.update(extra)
+        append_jsonl(self.metrics_path, row)
+        self._progress(row)
+        return row
+
+    def _progress(self, row: dict[str, Any]) -> None:
+        parts = [f"round {row['round']:>3}/{self.scenario.rounds}", f"acc {row['accuracy']:.4f}"]
+        loss = row["loss"]
+        parts.append(f"loss {loss:.4f}" if math.isfinite(loss) else "loss nan")
+        if "attack_success_rate" in row:
+            parts.append(f"asr {row['attack_success_rate']:.4f}")
+        if row["round"] > 0:
+            parts.append(f"replies {row['num_replies']}/{row['num_sampled']}")
+            if row["num_rejected"] or row["num_refused"]:
+                parts.append(f"rejected {row['num_rejected']} refused {row['num_refused']}")
+            if row["skipped"]:
+                parts.append(f"SKIPPED ({row['skipped']})")
+            parts.append(f"{row['seconds']:.1f}s")
+        if "epsilon_max" in row:
+            parts.append(f"eps {row['epsilon_max']:.2f}")
+        print("  ".join(parts), file=self.stream, flush=True)
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Write ``summary.json`` and ``accuracy.png`` from the recorded rounds."""
+        rows = read_jsonl(self.metrics_path)
+        trained = [r for r in rows if r["round"] > 0] or rows
+        best = max(trained, key=lambda r: r["accuracy"])
+        summary = {
+            "name": self.scenario.name,
+            "seed": self.scenario.seed,
+            "rounds": self.scenario.rounds,
+            "final_accuracy": rows[-1]["accuracy"],
+            "final_loss": rows[-1]["loss"],
+            "best_accuracy": best["accuracy"],
+            "best_round": best["round"],
+            "wall_seconds": round(time.perf_counter() - self.started, 3),
+            "malicious_clients": sorted(self.malicious),
+            **summary,
+        }
+        if "attack_success_rate" in rows[-1]:
+            summary["final_attack_success_rate"] = rows[-1]["attack_success_rate"]
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
+        return summary

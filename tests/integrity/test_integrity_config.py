@@ -1,0 +1,46 @@
+"""IntegrityConfig: documented defaults, one-line errors naming field, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedshield.errors import ConfigError
+from server.integrity import IntegrityConfig, parse_integrity_config
+
+
+def test_defaults_are_off_and_strict() -> None:
+    config = parse_integrity_config({})
+    assert config == IntegrityConfig()
+    assert not config.enabled and not config.watermark.enabled
+    assert (config.signature, config.base_digest, config.shape, config.non_finite) == (
+        "reject", "reject", "reject", "reject"
+    )  # fmt: skip
+    assert config.max_norm is None and config.max_norm_ratio is None and config.cosine_min is None
+
+
+def test_nested_watermark_table_is_parsed() -> None:
+    raw = {"enabled": True, "watermark": {"enabled": True, "num_triggers": 50}}
+    config = parse_integrity_config(raw)
+    assert config.watermark.num_triggers == 50 and config.watermark.target_accuracy == 0.98
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"shape": "flag"}, "integrity.shape: got 'flag'"),
+        ({"non_finite": "flag"}, "integrity.non_finite: got 'flag'"),
+        ({"signature": "ignore"}, "integrity.signature: got 'ignore'"),
+        ({"max_norm": 0.0}, "integrity.max_norm: got 0.0"),
+        ({"max_norm_ratio": 0.5}, "integrity.max_norm_ratio: got 0.5"),
+        ({"cosine_min": 1.0}, "integrity.cosine_min: got 1.0"),
+        ({"quarantine_rounds": 0}, "integrity.quarantine_rounds: got 0"),
+        ({"watermark": {"num_triggers": 0}}, "integrity.watermark.num_triggers: got 0"),
+        ({"max_nrom": 3.0}, "integrity.max_nrom: unknown key"),
+    ],
+)
+def test_bad_values_fail_in_one_line(raw: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_integrity_config(raw)
+    message = str(caught.value)
+    assert message.startswith(fragment)
+    assert "\n" not in message

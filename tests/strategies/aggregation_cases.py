@@ -1,0 +1,79 @@
+"""Shared cases for the aggregation tests: every registered rule, and chains of them.
+
+Imported by the test modules of this folder (pytest puts the folder on sys.path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import strategies
+from strategies.base import Rule
+
+NUM_BYZANTINE = 2
+
+
+@dataclass(frozen=True)
+class Case:
+    """A rule (or chain) configuration the contract tests run."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    pre: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    deterministic_in_order: bool = True
+    """False when the result depends on the client order (bucketing's permutation)."""
+
+    @property
+    def id(self) -> str:
+        return "+".join([p for p, _ in self.pre] + [self.name])
+
+    def build(self) -> Rule:
+        return strategies.build_chain(self.name, self.params, self.pre)
+
+
+F = {"num_byzantine": NUM_BYZANTINE}
+RULE_CASES = [
+    Case("fedavg"),
+    Case("fedavg", {"weighted": False}),
+    Case("norm_bounding", {"max_norm": 1.0}),
+    Case("median"),
+    Case("trimmed_mean", {"num_trimmed": NUM_BYZANTINE}),
+    Case("krum", F),
+    Case("multi_krum", {**F, "num_selected": 3}),
+    Case("bulyan", F),
+    Case("geometric_median"),
+    Case("centered_clipping", {"radius": 1.0, "iterations": 3}),
+]
+CHAIN_CASES = [
+    Case("krum", F, pre=[("nnm", F)]),
+    Case("median", pre=[("clip", {"max_norm": 1.0})]),
+    Case(
+        "trimmed_mean",
+        {"num_trimmed": 1},
+        pre=[("bucketing", {"bucket_size": 2})],
+        deterministic_in_order=False,
+    ),
+    Case(
+        "centered_clipping",
+        {"radius": 1.0},
+        pre=[("nnm", F), ("bucketing", {"bucket_size": 2})],
+        deterministic_in_order=False,
+    ),
+]
+ALL_CASES = RULE_CASES + CHAIN_CASES
+
+CASE_IDS = [c.id for c in ALL_CASES]
+
+
+def honest_updates(n: int, d: int, *, seed: int = 0, scale: float = 0.05) -> NDArray[np.float64]:
+    """Small random deltas (norm well under 1, so clipping radii of 1 leave them intact)."""
+    return np.random.default_rng(seed).normal(0.0, scale, size=(n, d))
+
+
+def counts(n: int, *, seed: int = 0) -> NDArray[np.int64]:
+    return np.random.default_rng(seed).integers(1, 100, size=n).astype(np.int64)
