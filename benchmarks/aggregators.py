@@ -288,15 +288,22 @@ def header(args: argparse.Namespace) -> list[str]:
         f" best of {args.repeats} for runs under 5 s",
         "message-api times include deserialising the replies (the 'stack' line is that cost"
         " for our path, not included in 'ours')",
+        load_line("start"),
         "",
     ]
+
+
+def load_line(when: str) -> str:
+    """The 1/5/15-minute load averages: other jobs share the CPU, so say how busy it was."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average at {when}: {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n in {10, 20}, d in {1e4, 1e5}")
     parser.add_argument("--cap", type=float, default=60.0, help="skip Flower cases above this")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
     sizes, dims = ([10, 20], [10**4, 10**5]) if args.quick else ([10, 50, 100], [10**5, 10**6])
@@ -306,6 +313,8 @@ def main() -> None:
     for line in rows(sizes, dims, args.cap, args.repeats):
         print(line, flush=True)
         lines.append(line)
+    lines.append(load_line("end"))
+    print(lines[-1])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines) + "\n")

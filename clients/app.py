@@ -110,10 +110,7 @@ def train(message: Message, context: Context) -> Message:
     dp = scenario.dp.enabled and scenario.dp.mode == "local" and partition_id not in malicious_clients(scenario)
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
-    outcome = train_locally(
-        model, base, x, y, scenario=scenario, seed=seed,
-        sampling=scenario.dp.sampling if dp else "shuffle",
-    )
+    outcome = train_locally(model, base, x, y, scenario=scenario, seed=seed, dp=dp)
     weights, num_examples = outcome.weights, len(y)
     if attacking and kind == "update":
         rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)

@@ -14,6 +14,8 @@ really happened, so the two schemes here are exactly the ones it accounts for:
   graph, let a microbatch count divide every batch, and keep "each example is used at most
   once per epoch", the only fact the once-per-epoch bound relies on. An epoch is
   floor(n / batch_size) steps (zero when n < batch_size: such a shard does not train).
+  Non-private training passes ``drop_remainder=False``: the last, smaller batch is kept, so every
+  example is seen once per epoch (ceil(n / batch_size) steps).
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def batch_plan(
     epochs: int,
     rng: np.random.Generator,
     sampling: str,
+    drop_remainder: bool = True,
 ) -> list[NDArray[np.int64]]:
     """The list of index arrays, one per local step, for ``epochs`` epochs over n examples.
+
+    ``drop_remainder`` applies to ``"shuffle"`` only; keep it for DP-SGD (see the module doc).
 
     ``rng`` is the only source of randomness, so a seeded generator fixes the plan. Poisson
     batches list their indices in increasing order; shuffle batches in permutation order.
@@ -63,7 +68,9 @@ def batch_plan(
     if sampling == "poisson":
         return _poisson_plan(num_examples, batch_size=batch_size, epochs=epochs, rng=rng)
     if sampling == "shuffle":
-        return _shuffle_plan(num_examples, batch_size=batch_size, epochs=epochs, rng=rng)
+        return _shuffle_plan(
+            num_examples, batch_size=batch_size, epochs=epochs, rng=rng, drop_remainder=drop_remainder
+        )
     raise ConfigError(f"dp.sampling: got {sampling!r}; allowed: poisson, shuffle")
 
 
@@ -78,9 +85,16 @@ def _poisson_plan(
 
 
 def _shuffle_plan(
-    num_examples: int, *, batch_size: int, epochs: int, rng: np.random.Generator
+    num_examples: int,
+    *,
+    batch_size: int,
+    epochs: int,
+    rng: np.random.Generator,
+    drop_remainder: bool,
 ) -> list[NDArray[np.int64]]:
     per_epoch = steps_per_epoch(num_examples, batch_size=batch_size, sampling="shuffle")
+    if not drop_remainder:
+        per_epoch = math.ceil(num_examples / batch_size)
     plan: list[NDArray[np.int64]] = []
     for _ in range(epochs):
         order = rng.permutation(num_examples).astype(np.int64)

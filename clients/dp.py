@@ -69,6 +69,8 @@ def factorised_squared_norms(
     (the caller's loss already carries the 1 / k of a microbatch mean). ``method`` ``"gram"``
     uses <P P^T, D D^T>, ``"outer"`` instantiates P^T D, ``"auto"`` picks the cheaper.
     """
+    if method not in ("auto", "gram", "outer"):
+        raise ConfigError(f"method: got {method!r}; allowed: auto, gram, outer")
     num_features = int(inputs.shape[-1])
     num_outputs = int(output_grads.shape[-1])
     inner = inputs.shape[1:-1]
@@ -89,11 +91,9 @@ def factorised_squared_norms(
         patch_gram = tf.matmul(patches, patches, transpose_b=True)
         grad_gram = tf.matmul(grads, grads, transpose_b=True)
         squared = tf.reduce_sum(patch_gram * grad_gram, axis=[1, 2])
-    elif method == "outer":
+    else:
         kernel_grads = tf.einsum("btk,btc->bkc", patches, grads)
         squared = tf.reduce_sum(tf.square(kernel_grads), axis=[1, 2])
-    else:
-        raise ConfigError(f"method: got {method!r}; allowed: auto, gram, outer")
     if use_bias:
         squared += tf.reduce_sum(tf.square(tf.reduce_sum(grads, axis=1)), axis=1)
     return squared

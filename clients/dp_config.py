@@ -28,7 +28,8 @@ from fedshield.validation import FieldError
 class DPConfig(BaseModel):
     """Differential-privacy settings of one scenario (``[dp]`` table)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The attribute docstrings below become the fields' descriptions (JSON schema, `list`).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     enabled: bool = False
     """Master switch; ``false`` trains every client without clipping or noise."""

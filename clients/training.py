@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from clients.batching import batch_plan
+from clients.batching import batch_plan, poisson_sampling_rate
 from clients.dp import build_dp_model
 from fedshield.models import MODELS
 from scenarios.schema import Scenario
@@ -40,12 +40,10 @@ def _optimizer(scenario: Scenario) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.SGD(learning_rate=train.learning_rate, momentum=train.momentum)
 
 
-def _model_key(scenario: Scenario, input_shape: tuple[int, ...], num_classes: int, dp: bool) -> tuple[object, ...]:
-    dp_key = (
-        (scenario.dp.l2_norm_clip, scenario.dp.noise_multiplier, scenario.dp.num_microbatches)
-        if dp
-        else None
-    )
+def _model_key(
+    scenario: Scenario, input_shape: tuple[int, ...], num_classes: int, dp: bool
+) -> tuple[object, ...]:
+    dp_key = scenario.dp.model_dump_json() if dp else None
     return (
         scenario.model.name,
         scenario.model.l2,
@@ -65,11 +63,15 @@ def compiled_model(
     if model is None:
         layers = MODELS[scenario.model.name].target(input_shape, num_classes, scenario.model.l2)
         if dp:
+            poisson = scenario.dp.sampling == "poisson"
             model = build_dp_model(
                 layers,
                 l2_norm_clip=scenario.dp.l2_norm_clip,
                 noise_multiplier=scenario.dp.noise_multiplier,
                 num_microbatches=scenario.dp.num_microbatches,
+                # Poisson batches vary in size: divide by the expected size b, not |B|, so the
+                # mechanism is the one the Poisson accountant proves a bound for.
+                expected_batch_size=scenario.train.batch_size if poisson else None,
             )
         else:
             model = tf.keras.Sequential(layers)
@@ -93,12 +95,14 @@ def train_locally(
     *,
     scenario: Scenario,
     seed: int,
-    sampling: str,
+    dp: bool,
 ) -> TrainOutcome:
     """Load ``weights``, run the seeded batch plan, return the new weights.
 
     ``seed`` fixes Python's, NumPy's and TF's global generators (dropout, DP noise) and the
-    batch plan, so one client's round is a pure function of (weights, data, seed).
+    batch plan, so one client's round is a pure function of (weights, data, seed). With ``dp``
+    the plan uses the scenario's DP sampling; an empty Poisson batch is still a step (the DP
+    model applies pure noise), as the accountant counts it.
     """
     tf.keras.utils.set_random_seed(seed)
     model.set_weights(list(weights))
@@ -108,16 +112,17 @@ def train_locally(
         batch_size=scenario.train.batch_size,
         epochs=scenario.train.local_epochs,
         rng=np.random.default_rng(seed),
-        sampling=sampling,
+        sampling=scenario.dp.sampling if dp else "shuffle",
+        drop_remainder=dp,
     )
     losses = []
     for indices in plan:
-        if len(indices) == 0:  # an empty Poisson batch is a step with no data: nothing to apply
-            continue
-        losses.append(float(model.train_on_batch(x[indices], y[indices])))
+        result = model.train_on_batch(x[indices], y[indices], return_dict=True)
+        if len(indices):  # an empty (noise-only) step reports loss 0: not a training loss
+            losses.append(float(result["loss"]))
     return TrainOutcome(
         weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
         mean_loss=float(np.mean(losses)) if losses else float("nan"),
         local_steps=len(plan),
-        sampling_rate=min(1.0, scenario.train.batch_size / max(1, len(y))),
+        sampling_rate=poisson_sampling_rate(len(y), batch_size=scenario.train.batch_size),
     )

@@ -7,12 +7,11 @@ code 2; nothing reaches TensorFlow or Ray before the scenario has been validated
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from fedshield.errors import FedshieldError
+from fedshield.tf_runtime import quiet_environment
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,10 +129,8 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedshield`` console script."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
-    if not getattr(args, "verbose", False):
-        # Third-party deprecation chatter (tensorflow-probability, Ray) hides the progress lines.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Before anything imports TensorFlow or Flower, so neither logs before the settings apply.
+    quiet_environment(verbose=getattr(args, "verbose", False))
     try:
         return _COMMANDS[args.command](args)
     except FedshieldError as err:

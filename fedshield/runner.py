@@ -56,6 +56,8 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     from clients.app import app as client_app
     from server.app import RunOutcome, build_server_app
 
+    quiet_environment(verbose)  # again: importing Ray put its own warning filters first
+
     run_dir = new_run_dir(scenario)
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))
     outcome = RunOutcome()

@@ -8,6 +8,7 @@ each worker process before TF initialises its runtime (:func:`configure_tensorfl
 from __future__ import annotations
 
 import os
+import warnings
 
 _configured = False
 
@@ -19,6 +20,11 @@ def quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    if not verbose:
+        # Third-party deprecation chatter (tensorflow-probability, Ray) would bury the progress
+        # lines; the variable also reaches Ray's worker processes.
+        os.environ["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Only CPUs are sized here; a GPU client sets num_gpus and TF sees its device via Ray.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 

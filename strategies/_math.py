@@ -73,12 +73,15 @@ def clip_factors(squared_norms_: F64, max_norm: float) -> F64:
 def pairwise_squared_distances(updates: Matrix) -> F64:
     """``D[i, j] = ||x_i - x_j||^2`` from ONE Gram product on centred float64 data: ``(n, n)``.
 
-    ``D = diag(G) 1^T + 1 diag(G)^T - 2 G`` with ``G = (X - mean) (X - mean)^T``. Centring
-    removes the common component of the rows (the global model drift), which is what makes the
-    expansion lose digits when rows are close to each other but far from the origin.
+    ``D = diag(G) 1^T + 1 diag(G)^T - 2 G`` with ``G = (X - c) (X - c)^T``. Centring removes
+    the common component of the rows (the global model drift), which is what makes the
+    expansion lose digits when rows are close to each other but far from the origin. The
+    centre ``c`` is the first row rather than the mean: any point of the cloud removes the
+    common component equally well (distances are translation invariant), and the mean would
+    cost one more pass over ``X`` (a fifth of the total at n = 50, d = 1e6).
     """
     n, d = updates.shape
-    centre = updates.mean(axis=0, dtype=np.float64)
+    centre = updates[0].astype(np.float64)
     gram = np.zeros((n, n), dtype=np.float64)
     buffer = np.empty((n, next(_column_blocks(n, d)).stop), dtype=np.float64)
     for cols in _column_blocks(n, d):

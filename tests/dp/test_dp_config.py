@@ -53,3 +53,8 @@ def test_microbatch_size_divides_the_batch_or_raises() -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(ValidationError):
         DPConfig().enabled = True  # type: ignore[misc]
+
+
+def test_every_field_is_documented() -> None:
+    undocumented = [name for name, info in DPConfig.model_fields.items() if not info.description]
+    assert undocumented == []

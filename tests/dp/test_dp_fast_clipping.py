@@ -88,6 +88,7 @@ def test_built_in_models_per_example_norms_match_brute_force(name: str) -> None:
     "conv",
     [
         {"filters": 5, "kernel_size": 3, "strides": 2, "padding": "valid"},
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},  # uneven padding
         {"filters": 4, "kernel_size": (3, 2), "padding": "same", "use_bias": False},
         {
             "filters": 3,
@@ -141,6 +142,18 @@ def test_gram_and_outer_forms_agree_with_a_hand_computed_value() -> None:
             patches, grads, use_bias=True, num_microbatches=None, method=method
         )
         np.testing.assert_allclose(value.numpy(), [158.0])
+
+
+def test_an_unknown_norm_method_raises_config_error() -> None:
+    ones = tf.ones((1, 2, 2))
+    with pytest.raises(ConfigError, match=r"^method: got 'svd'; allowed: auto, gram, outer$"):
+        factorised_squared_norms(
+            ones,
+            ones,
+            use_bias=False,
+            num_microbatches=None,
+            method="svd",  # type: ignore[arg-type]
+        )
 
 
 def test_gram_and_outer_forms_agree_on_random_batches() -> None:

@@ -239,3 +239,11 @@ def test_chain_errors_name_the_field_path() -> None:
         strategies.build_chain("krun", {})
     with pytest.raises(ConfigError, match=r"^scenario\.defense\.params\.num_trimmed: got -1"):
         strategies.build_chain("trimmed_mean", {"num_trimmed": -1}, where="scenario.defense")
+
+
+def test_pairwise_distances_survive_a_large_common_component() -> None:
+    # rows 1e3 from the origin but 1e-3 apart: an uncentred Gram expansion is off by 3e-4 relative
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50) * 1e3 + rng.normal(size=(6, 50)) * 1e-3
+    direct = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=-1)
+    np.testing.assert_allclose(_math.pairwise_squared_distances(x), direct, rtol=1e-8, atol=0)

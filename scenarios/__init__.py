@@ -1,0 +1,1 @@
+"""Scenario files (TOML, shipped as package data) and their typed, validated schema."""
