@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from fedshield.errors import FedshieldError
 from fedshield.tf_runtime import quiet_environment
@@ -107,13 +108,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"ok: ledger chain and checkpoints of {args.run_dir} verify")
         return 0
-    print(f"FAILED at round {report.first_bad_round}: {report.reason}")
+    where = "" if report.first_bad_round is None else f" at round {report.first_bad_round}"
+    print(f"FAILED{where}: {report.reason}")
     return 1
 
 
 def _cmd_watermark(args: argparse.Namespace) -> int:
     from server.integrity.watermark import verify_watermark
 
+    for path in (args.model, args.key):
+        if not Path(path).is_file():
+            raise FedshieldError(f"watermark verify: no file {path!r}")
     kwargs = {} if args.threshold is None else {"threshold": args.threshold}
     ok, accuracy = verify_watermark(args.model, args.key, **kwargs)
     print(f"{'ok' if ok else 'FAILED'}: watermark accuracy {accuracy:.4f}")

@@ -4,10 +4,11 @@ Each scheme assigns every example an *owner* (a client id) with a seeded numpy `
 :func:`partition` turns the owner vector into the sorted train indices of each client. Every
 scheme here is disjoint and covers all ``N`` examples (no remainder is dropped).
 
-Why not flwr-datasets 0.6.0's partitioners, which the pinned set installs:
+Why not flwr-datasets 0.6.0's partitioners (a test-only dependency here):
 
-* they cannot be imported in the pinned environment: ``datasets`` needs ``pyarrow``, whose
-  installed wheel (26.x) requires NumPy 2 while TensorFlow 2.15 pins NumPy 1.26;
+* they need Hugging Face ``datasets`` and ``pyarrow`` at run time, and Ray imports ``pyarrow``
+  in every actor call whenever it is installed: pyarrow 26 refuses NumPy 1.26 (pinned by
+  TensorFlow 2.15), so the runtime stays free of both and the tests pin ``pyarrow<26``;
 * ``IidPartitioner`` cuts *contiguous* blocks (``Dataset.shard(contiguous=True)``) and relies on
   ``FederatedDataset`` having shuffled the data first; on a label-ordered array it is not IID;
 * ``ShardPartitioner(num_shards_per_partition=s)`` drops the last ``N mod (K s)`` examples.
@@ -17,7 +18,7 @@ Python loop). ``dirichlet`` and ``shard`` make the same random draws in the same
 flwr-datasets' ``DirichletPartitioner(self_balancing=False, shuffle=False)`` and
 ``ShardPartitioner(num_shards_per_partition=s, shuffle=False)`` given the same seed (``shard``
 when ``K s`` divides ``N``); ``tests/data/test_data_partitioner_parity.py`` checks this against
-their code, index for index.
+their real code, index for index.
 """
 
 from __future__ import annotations

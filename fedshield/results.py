@@ -85,25 +85,32 @@ def atomic_write_json(path: PathLike, obj: object) -> None:
     atomic_write_text(path, to_json(obj, indent=2) + "\n")
 
 
-def append_jsonl(path: PathLike, record: Mapping[str, Any]) -> None:
-    """Append ``record`` as one JSON line; a crash can never leave half a line.
+def append_line(path: PathLike, line: str) -> None:
+    """Append ``line`` and a newline to ``path``; a crash can never leave half a line.
 
     Implemented as copy-and-replace rather than an ``O_APPEND`` write: a single ``write(2)`` on
     ``O_APPEND`` is atomic against other writers but can still be torn by a power loss or cut
     short by a full disk, leaving a partial last line; a replaced file cannot. The copy is linear
     in the file size; a metrics log holds one line per round (1,000 rounds are well under 1 MB),
-    so the cost is negligible. The log has one writer (the server), so no update is lost.
+    so the cost is negligible. Each log has one writer (the server), so no update is lost.
     """
-    line = (to_json(dict(record)) + "\n").encode("utf-8")
+    if "\n" in line:
+        raise ValueError("a JSONL line cannot contain a newline")
+    encoded = (line + "\n").encode("utf-8")
     source = Path(path)
 
     def write(handle: BinaryIO) -> None:
         if source.exists():
             with source.open("rb") as existing:
                 shutil.copyfileobj(existing, handle)
-        handle.write(line)
+        handle.write(encoded)
 
     atomic_write(source, write)
+
+
+def append_jsonl(path: PathLike, record: Mapping[str, Any]) -> None:
+    """Append ``record`` as one key-sorted JSON line (see :func:`append_line`)."""
+    append_line(path, to_json(dict(record)))
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from flwr.serverapp import ServerApp
 
 from attacks import get_attack
 from clients.data import dataset_of, malicious_clients, partitions_of
+from fedshield.datasets import Dataset
 from fedshield.models import build_model
 from fedshield.partitioners import partition_hash
 from fedshield.seeding import derive_seed
@@ -122,18 +123,27 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         "package_versions": package_versions(),
         "num_examples_per_client": [int(len(p)) for p in parts],
         "partition_hash": partition_hash(list(parts)),
-        "membership_inference": membership_inference(
-            evaluator.model,
-            (dataset.x_train[members], dataset.y_train[members]),
-            (dataset.x_test, dataset.y_test),
-            seed=derive_seed(scenario.seed, "membership"),
-        ),
+        "membership_inference": _membership(evaluator, dataset, members, scenario.seed, final),
     }
     if privacy is not None:
         summary["privacy"] = privacy.summary()
     if guard is not None:
         summary["integrity"] = guard.summary()
     return log.finish(summary)
+
+
+def _membership(
+    evaluator: Evaluator, dataset: Dataset, members: np.ndarray, seed: int, final: list[np.ndarray]
+) -> dict[str, Any]:
+    """Loss-threshold membership inference on the final model (skipped when it diverged)."""
+    if not all(np.isfinite(w).all() for w in final):
+        return {"skipped": "the final global model has non-finite weights"}
+    return membership_inference(
+        evaluator.model,
+        (dataset.x_train[members], dataset.y_train[members]),
+        (dataset.x_test, dataset.y_test),
+        seed=derive_seed(seed, "membership"),
+    )
 
 
 def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> ServerApp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -123,9 +124,18 @@ class IntegrityGuard:
         }
 
     def check(
-        self, server_round: int, replies: list[ClientReply], global_arrays: list[NDArray[np.float32]]
+        self,
+        server_round: int,
+        replies: list[ClientReply],
+        global_arrays: list[NDArray[np.float32]],
+        *,
+        refused: Mapping[int, str],
     ) -> GateOutcome:
-        """Run the gate; rejected and quarantined replies never reach the aggregator."""
+        """Run the gate; rejected and quarantined replies never reach the aggregator.
+
+        ``refused`` are clients that rejected the round's broadcast: a detection made on the
+        client side, counted with the gate's own in the detection scores.
+        """
         signed = [
             SignedReply(
                 partition_id=r.partition_id,
@@ -152,7 +162,9 @@ class IntegrityGuard:
         self._verdicts = result.verdicts
         self._accepted_digests = result.accepted_digests
         self.log.write_round(server_round, result.verdicts)
-        self.flagged_by_round[server_round] = [v.partition_id for v in result.verdicts if v.decision != "accepted"]
+        self.flagged_by_round[server_round] = sorted(
+            {v.partition_id for v in result.verdicts if v.decision != "accepted"} | set(refused)
+        )
         kept = {r.partition_id for r in result.accepted}
         return GateOutcome(
             accepted=[r for r in replies if r.partition_id in kept],

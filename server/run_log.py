@@ -51,6 +51,7 @@ class RunLog:
                 skipped=report.skipped,
                 train_loss=report.train_loss,
                 malicious_sampled=sum(p in self.malicious for p in report.sampled),
+                num_tampered=len(report.tampered),
                 seconds=round(time.perf_counter() - report.started, 4),
             )
         row.update(extra)

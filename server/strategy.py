@@ -50,6 +50,7 @@ class RoundReport:
     accepted: list[int] = field(default_factory=list)
     rejected: dict[int, list[str]] = field(default_factory=dict)
     flagged: dict[int, list[str]] = field(default_factory=dict)
+    tampered: list[int] = field(default_factory=list)
     skipped: str | None = None
     train_loss: float = float("nan")
     honest_replies: list[ClientReply] = field(default_factory=list)
@@ -100,6 +101,7 @@ class FedshieldStrategy(FedAvg):
         self.reports[server_round] = report
         self._global = arrays.to_numpy_ndarrays()
         report.sampled = self._sample(server_round)
+        report.tampered = [p for p in self.adversary.tampered_links(server_round) if p in report.sampled]
         config[P.SERVER_ROUND] = server_round
         config[P.SCENARIO] = self.scenario.model_dump_json()
         if self.guard is not None:
@@ -136,7 +138,7 @@ class FedshieldStrategy(FedAvg):
         arrived = self.adversary.collude(server_round, arrived, self._global)
         arrived = self.adversary.uplink(server_round, arrived)
         if self.guard is not None:
-            verdict = self.guard.check(server_round, arrived, self._global)
+            verdict = self.guard.check(server_round, arrived, self._global, refused=report.refused)
             arrived, report.rejected, report.flagged = verdict.accepted, verdict.rejected, verdict.flagged
         report.accepted = [r.partition_id for r in arrived]
 

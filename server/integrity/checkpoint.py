@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedshield.errors import IntegrityError
-from server.integrity._atomic import atomic_write
+from fedshield.results import atomic_write
 
 _NAME_PREFIX = "arr_"
 

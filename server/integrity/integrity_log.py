@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.integrity._atomic import atomic_append_line
+from fedshield.results import append_line
 from server.integrity.gate import Verdict
 
 INTEGRITY_LOG_FILE = "integrity.jsonl"
@@ -56,4 +56,4 @@ class IntegrityLog:
     def write_round(self, server_round: int, verdicts: Sequence[Verdict]) -> None:
         """Append the summary of ``server_round``."""
         line = json.dumps(round_summary(server_round, verdicts), sort_keys=True)
-        atomic_append_line(self.path, line)
+        append_line(self.path, line)

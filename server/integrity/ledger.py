@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedshield.errors import IntegrityError
-from server.integrity._atomic import atomic_append_line
+from fedshield.results import append_line
 from server.integrity.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from server.integrity.digest import digest_arrays
 from server.integrity.gate import Verdict
@@ -121,7 +121,7 @@ class RunLedger:
             ],
         }
         entry_hash = _entry_hash(content)
-        atomic_append_line(self._path, _canonical({**content, "entry_hash": entry_hash}))
+        append_line(self._path, _canonical({**content, "entry_hash": entry_hash}))
         self._prev_hash = entry_hash
         self._next_round = server_round + 1
         return entry_hash

@@ -11,7 +11,6 @@ import pytest
 
 from fedshield.errors import IntegrityError
 from server.integrity import RunLedger, Verdict, load_checkpoint, verify_run
-from server.integrity._atomic import atomic_write
 from server.integrity.ledger import GENESIS_HASH, LEDGER_FILE, checkpoint_name
 from tests.integrity._builders import global_model
 
@@ -131,17 +130,3 @@ def test_missing_or_empty_ledger_does_not_verify(tmp_path: Path) -> None:
     assert not verify_run(tmp_path).ok
     (tmp_path / LEDGER_FILE).write_text("")
     assert not verify_run(tmp_path).ok
-
-
-def test_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
-    target = tmp_path / "file.bin"
-    target.write_bytes(b"old")
-
-    def crash(handle: object) -> None:
-        handle.write(b"half")  # type: ignore[attr-defined]
-        raise RuntimeError("crash mid-write")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, crash)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
