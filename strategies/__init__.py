@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fedshield.errors import ConfigError
 from strategies import averaging, coordinatewise, iterative, pre_aggregators, selection
 from strategies.base import (
     Aggregate,
@@ -47,15 +46,8 @@ __all__ = [
 ]
 
 
-def _lookup_error(where: str, err: ConfigError) -> ConfigError:
-    return ConfigError(f"{where}: {err}")
-
-
 def _rule(name: str, params: Mapping[str, Any], where: str) -> FunctionRule:
-    try:
-        entry = AGGREGATORS[name]
-    except ConfigError as err:
-        raise _lookup_error(f"{where}.name", err) from None
+    entry = AGGREGATORS.resolve(name, f"{where}.aggregator")
     parsed = AGGREGATORS.parse_params(name, params, where=f"{where}.params")
     assert isinstance(parsed, RuleParams)  # every aggregator registers a RuleParams model
     return FunctionRule(name, entry.target, parsed)
@@ -65,10 +57,7 @@ def get_pre_aggregator(
     name: str, params: Mapping[str, Any], *, where: str = "defense.pre[0]"
 ) -> FunctionPreAggregator:
     """The pre-aggregator ``name`` with validated ``params`` (errors name ``where.params.*``)."""
-    try:
-        entry = PRE_AGGREGATORS[name]
-    except ConfigError as err:
-        raise _lookup_error(f"{where}.name", err) from None
+    entry = PRE_AGGREGATORS.resolve(name, f"{where}.name")
     parsed = PRE_AGGREGATORS.parse_params(name, params, where=f"{where}.params")
     assert isinstance(parsed, PreParams)  # every pre-aggregator registers a PreParams model
     return FunctionPreAggregator(name, entry.target, parsed)

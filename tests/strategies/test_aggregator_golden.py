@@ -234,7 +234,7 @@ def test_chain_errors_name_the_field_path() -> None:
     ):
         strategies.build_chain("median", {}, [("nmm", {})])
     with pytest.raises(
-        ConfigError, match=r"^defense\.name: unknown aggregator 'krun'; valid: .*krum"
+        ConfigError, match=r"^defense\.aggregator: unknown aggregator 'krun'; valid: .*krum"
     ):
         strategies.build_chain("krun", {})
     with pytest.raises(ConfigError, match=r"^scenario\.defense\.params\.num_trimmed: got -1"):
