@@ -42,7 +42,8 @@ def arm_summary(label: str, rows: Sequence[RunFigures]) -> str:
     """One line: mean +- sample standard deviation of accuracy, AUC, advantage over the seeds."""
     return (
         f"{label:<14} n={len(rows)}  accuracy {_mean_sd([r.accuracy for r in rows])}  "
-        f"MI AUC {_mean_sd([r.mi_auc for r in rows])}  MI adv {_mean_sd([r.mi_advantage for r in rows])}  "
+        f"MI AUC {_mean_sd([r.mi_auc for r in rows])}  "
+        f"MI adv {_mean_sd([r.mi_advantage for r in rows])}  "
         f"eps poisson_rdp {max(r.epsilon_poisson_rdp for r in rows):.2f}"
     )
 
@@ -55,12 +56,13 @@ def main() -> None:
         for label, arm_sigma in zip(arms, (None, sigma), strict=True):
             arms[label].append(run_figures(SCENARIO, [f"seed={seed}"], sigma=arm_sigma))
             print(arm_summary(label, arms[label]) if len(arms[label]) > 1 else label, flush=True)
+    data, train, dp = scenario.data, scenario.train, scenario.dp
     header = (
-        f"membership leakage: scenario {SCENARIO} (digits, {scenario.data.num_clients} clients, test "
-        f"fraction {scenario.data.test_fraction}, {scenario.rounds} rounds, {scenario.train.local_epochs} "
-        f"local epochs, lr {scenario.train.learning_rate}, momentum {scenario.train.momentum}, l2 0), seeds "
-        f"{', '.join(map(str, SEEDS))}; DP arm: C = {scenario.dp.l2_norm_clip}, sigma = {sigma:g}, Poisson "
-        f"sampling, delta = {scenario.dp.delta:g}"
+        f"membership leakage: scenario {SCENARIO} (digits, {data.num_clients} clients, test "
+        f"fraction {data.test_fraction}, {scenario.rounds} rounds, {train.local_epochs} local "
+        f"epochs, batch {train.batch_size}, lr {train.learning_rate}, momentum {train.momentum}, "
+        f"l2 {scenario.model.l2}), seeds {', '.join(map(str, SEEDS))}; DP arm: "
+        f"C = {dp.l2_norm_clip}, sigma = {sigma:g}, Poisson sampling, delta = {dp.delta:g}"
     )
     body = [format_table([r for rows in arms.values() for r in rows], header=header)]
     body.append("mean +- sample standard deviation over seeds:")

@@ -60,7 +60,11 @@ def run_figures(scenario: str, overrides: Sequence[str], *, sigma: float | None)
     ``sigma=None`` switches DP off (epsilon is then infinite: nothing bounds the leakage).
     Epsilons are the maximum over honest clients of the final per-client values.
     """
-    dp = ["dp.enabled=false"] if sigma is None else ["dp.enabled=true", f"dp.noise_multiplier={sigma}"]
+    dp = (
+        ["dp.enabled=false"]
+        if sigma is None
+        else ["dp.enabled=true", f"dp.noise_multiplier={sigma}"]
+    )
     with tempfile.TemporaryDirectory() as output:
         loaded = load_scenario(scenario, [*overrides, *dp, f'output="{output}"'])
         summary: dict[str, Any] = run_scenario(loaded).summary
@@ -89,8 +93,8 @@ def format_table(rows: Sequence[RunFigures], *, header: str) -> str:
     for r in rows:
         sigma = "off" if r.sigma is None else f"{r.sigma:g}"
         lines.append(
-            f"{r.seed:>4} {sigma:>6} {r.accuracy:>8.4f} {r.epsilon_poisson_rdp:>15.2f} {r.epsilon_shuffle:>11.2f} "
-            f"{r.mi_auc:>7.4f} {r.mi_advantage:>7.4f} {r.seconds:>8.1f}"
+            f"{r.seed:>4} {sigma:>6} {r.accuracy:>8.4f} {r.epsilon_poisson_rdp:>15.2f} "
+            f"{r.epsilon_shuffle:>11.2f} {r.mi_auc:>7.4f} {r.mi_advantage:>7.4f} {r.seconds:>8.1f}"
         )
     return "\n".join(lines) + "\n"
 
@@ -106,13 +110,25 @@ def plot(rows: Sequence[RunFigures], path: Path, *, title: str) -> None:
     private = sorted((r for r in rows if r.sigma is not None), key=lambda r: r.epsilon_poisson_rdp)
     axes.plot([r.epsilon_poisson_rdp for r in private], [r.accuracy for r in private], marker="o")
     for r in private:
-        axes.annotate(f"sigma={r.sigma:g}", (r.epsilon_poisson_rdp, r.accuracy),
-                      textcoords="offset points", xytext=(4, -12), fontsize=8)
+        axes.annotate(
+            f"sigma={r.sigma:g}",
+            (r.epsilon_poisson_rdp, r.accuracy),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=8,
+        )
     for r in rows:
         if r.sigma is None:
-            axes.axhline(r.accuracy, linestyle="--", color="grey", label=f"no DP ({r.accuracy:.3f})")
-    axes.set(xscale="log", xlabel="epsilon (Poisson RDP, max over clients)", ylabel="final test accuracy",
-             ylim=(0.0, 1.0), title=title)
+            axes.axhline(
+                r.accuracy, linestyle="--", color="grey", label=f"no DP ({r.accuracy:.3f})"
+            )
+    axes.set(
+        xscale="log",
+        xlabel="epsilon (Poisson RDP, max over clients)",
+        ylabel="final test accuracy",
+        ylim=(0.0, 1.0),
+        title=title,
+    )
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right")
     atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
@@ -124,12 +140,14 @@ def main() -> None:
     for sigma in SIGMAS:
         rows.append(run_figures(SCENARIO, [], sigma=sigma))
         print(format_table(rows, header=""), flush=True)  # progress: partial table after each run
+    train, dp = scenario.train, scenario.dp
     header = (
-        f"privacy/utility of DP-SGD: scenario {SCENARIO} (digits, {scenario.data.num_clients} IID clients, "
-        f"{scenario.rounds} rounds, {scenario.train.local_epochs} local epochs, batch "
-        f"{scenario.train.batch_size}, C = {scenario.dp.l2_norm_clip}, Poisson sampling), seed "
-        f"{scenario.seed}, delta = {scenario.dp.delta:g}; epsilon = max over clients; MI = loss-threshold "
-        "membership inference on the final model (members: training data, non-members: test set)"
+        f"privacy/utility of DP-SGD: scenario {SCENARIO} (digits, {scenario.data.num_clients} IID "
+        f"clients, {scenario.rounds} rounds, {train.local_epochs} local epochs, batch "
+        f"{train.batch_size}, lr {train.learning_rate}, momentum {train.momentum}, "
+        f"C = {dp.l2_norm_clip}, Poisson sampling), seed {scenario.seed}, delta = {dp.delta:g}; "
+        "epsilon = max over clients; MI = loss-threshold membership inference on the final "
+        "model (members: training data, non-members: test set)"
     )
     atomic_write_text(TABLE, format_table(rows, header=header))
     plot(rows, FIGURE, title=f"{SCENARIO}: accuracy vs epsilon (delta={scenario.dp.delta:g})")

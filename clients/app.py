@@ -1,4 +1,4 @@
-"""The Flower ``ClientApp``: honest training (DP-SGD when enabled) or a poisoner's client-side attack.
+"""The Flower ``ClientApp``: honest training (DP-SGD when on) or a poisoner's client-side attack.
 
 The scenario travels in every train message's ConfigRecord, so the app itself is a module-level
 object with no globals tied to one run (an actor serves many clients and many runs). Each client
@@ -8,6 +8,7 @@ knows who it is from ``context.node_config["partition-id"]``.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -15,11 +16,12 @@ from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
 from attacks import get_attack
+from attacks.base import DataAttack, UpdateAttack
 from attacks.schedule import is_active
-from fedshield.arrays import flatten, unflatten
 from clients.data import client_shard, dataset_of, malicious_clients, partitions_of
 from clients.training import compiled_model, train_locally
 from fedshield import protocol as P
+from fedshield.arrays import flatten, unflatten
 from fedshield.seeding import derive_rng, derive_seed
 from fedshield.tf_runtime import configure_tensorflow
 from scenarios.schema import Scenario
@@ -36,7 +38,7 @@ def _scenario(scenario_json: str) -> Scenario:
 
 
 def _scenario_of(message: Message) -> Scenario:
-    scenario = _scenario(str(message.content[P.CONFIG][P.SCENARIO]))
+    scenario = _scenario(str(message.content.config_records[P.CONFIG][P.SCENARIO]))
     configure_tensorflow(int(scenario.simulation.num_cpus))
     return scenario
 
@@ -78,14 +80,13 @@ def _broadcast_is_authentic(
 
 
 def _apply_update_attack(
-    scenario: Scenario,
+    attack: UpdateAttack[Any],
     base: list[NDArray[np.float32]],
     trained: list[NDArray[np.float32]],
     num_examples: int,
     rng: np.random.Generator,
 ) -> tuple[list[NDArray[np.float32]], int]:
     """Run a client-side model-poisoning attack on the flattened update ``trained - base``."""
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
     base_flat = flatten(base)
     poisoned, reported = attack.poison_update(flatten(trained) - base_flat, num_examples, rng=rng)
     return unflatten(base_flat + poisoned, base), int(reported)
@@ -95,26 +96,34 @@ def _apply_update_attack(
 def train(message: Message, context: Context) -> Message:
     """Train on the local shard and reply with new weights, metrics and signed digests."""
     scenario = _scenario_of(message)
-    config = message.content[P.CONFIG]
-    server_round = int(config[P.SERVER_ROUND])
+    config = message.content.config_records[P.CONFIG]
+    server_round = int(P.number(config, P.SERVER_ROUND))
     partition_id = int(context.node_config["partition-id"])
-    base = message.content[P.ARRAYS].to_numpy_ndarrays()
+    base = message.content.array_records[P.ARRAYS].to_numpy_ndarrays()
 
-    if scenario.integrity.enabled and not _broadcast_is_authentic(scenario, server_round, base, config):
+    if scenario.integrity.enabled and not _broadcast_is_authentic(
+        scenario, server_round, base, config
+    ):
         return _refuse(message, partition_id, "unauthentic_broadcast")
 
     attacking = _attack_active(scenario, partition_id, server_round)
-    kind = get_attack(scenario.attack.type, **scenario.attack.params).kind
-    x, y = client_shard(scenario, partition_id, poisoned=attacking and kind == "data")
+    attack = get_attack(scenario.attack.type, **scenario.attack.params)
+    x, y = client_shard(
+        scenario, partition_id, poisoned=attacking and isinstance(attack, DataAttack)
+    )
     dataset = dataset_of(scenario)
-    dp = scenario.dp.enabled and scenario.dp.mode == "local" and partition_id not in malicious_clients(scenario)
+    dp = (
+        scenario.dp.enabled
+        and scenario.dp.mode == "local"
+        and partition_id not in malicious_clients(scenario)
+    )
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
     outcome = train_locally(model, base, x, y, scenario=scenario, seed=seed, dp=dp)
     weights, num_examples = outcome.weights, len(y)
-    if attacking and kind == "update":
+    if attacking and isinstance(attack, UpdateAttack):
         rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
-        weights, num_examples = _apply_update_attack(scenario, base, weights, num_examples, rng)
+        weights, num_examples = _apply_update_attack(attack, base, weights, num_examples, rng)
 
     content = RecordDict(
         {

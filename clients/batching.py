@@ -69,7 +69,11 @@ def batch_plan(
         return _poisson_plan(num_examples, batch_size=batch_size, epochs=epochs, rng=rng)
     if sampling == "shuffle":
         return _shuffle_plan(
-            num_examples, batch_size=batch_size, epochs=epochs, rng=rng, drop_remainder=drop_remainder
+            num_examples,
+            batch_size=batch_size,
+            epochs=epochs,
+            rng=rng,
+            drop_remainder=drop_remainder,
         )
     raise ConfigError(f"dp.sampling: got {sampling!r}; allowed: poisson, shuffle")
 

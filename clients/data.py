@@ -13,8 +13,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks import get_attack
+from attacks.base import DataAttack
 from attacks.schedule import select_malicious
 from fedshield.datasets import Dataset, load_dataset
+from fedshield.errors import ConfigError
 from fedshield.partitioners import partition
 from fedshield.seeding import derive_rng
 from scenarios.schema import DataSpec, Scenario
@@ -70,6 +72,8 @@ def client_shard(
     if not poisoned:
         return x, y
     attack = get_attack(scenario.attack.type, **scenario.attack.params)
+    if not isinstance(attack, DataAttack):
+        raise ConfigError(f"attack.type: {scenario.attack.type!r} is not a data-poisoning attack")
     result = attack.poison(
         x, y, num_classes=dataset.num_classes, rng=derive_rng(scenario.seed, "poison", partition_id)
     )

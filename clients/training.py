@@ -76,7 +76,9 @@ def compiled_model(
         else:
             model = tf.keras.Sequential(layers)
         # A reduced Loss instance, not a string: DP fast clipping needs per-example losses.
-        model.compile(optimizer=_optimizer(scenario), loss=tf.keras.losses.SparseCategoricalCrossentropy())
+        model.compile(
+            optimizer=_optimizer(scenario), loss=tf.keras.losses.SparseCategoricalCrossentropy()
+        )
         _MODELS[key] = model
     return model
 

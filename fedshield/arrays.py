@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 
-def flatten(arrays: Sequence[NDArray[np.floating]]) -> NDArray[np.float32]:
+def flatten(arrays: Sequence[NDArray[np.floating[Any]]]) -> NDArray[np.float32]:
     """Concatenate the raveled arrays in order (a new float32 vector)."""
     return np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
 
 
 def unflatten(
-    vector: NDArray[np.floating], like: Sequence[NDArray[np.floating]]
+    vector: NDArray[np.floating[Any]], like: Sequence[NDArray[np.floating[Any]]]
 ) -> list[NDArray[np.float32]]:
     """Split ``vector`` into arrays shaped like ``like`` (float32, copies)."""
     sizes = [int(np.prod(a.shape)) for a in like]
@@ -25,7 +26,8 @@ def unflatten(
 
 
 def stack_deltas(
-    updates: Sequence[Sequence[NDArray[np.floating]]], base: Sequence[NDArray[np.floating]]
+    updates: Sequence[Sequence[NDArray[np.floating[Any]]]],
+    base: Sequence[NDArray[np.floating[Any]]],
 ) -> NDArray[np.float32]:
     """``(n, d)`` matrix of update deltas ``flatten(update) - flatten(base)``, filled in place.
 
@@ -38,6 +40,10 @@ def stack_deltas(
         offset = 0
         for array in update:
             size = array.size
-            np.subtract(np.ravel(array), base_flat[offset : offset + size], out=out[row, offset : offset + size])
+            np.subtract(
+                np.ravel(array),
+                base_flat[offset : offset + size],
+                out=out[row, offset : offset + size],
+            )
             offset += size
     return out

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fedshield.errors import FedshieldError
 from fedshield.tf_runtime import quiet_environment
@@ -20,9 +21,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def scenario_args(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("scenario", help="path to a scenario TOML file, or a packaged scenario name")
         sub.add_argument(
-            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            "scenario", help="path to a scenario TOML file, or a packaged scenario name"
+        )
+        sub.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="override one field, e.g. --set train.local_epochs=2 (repeatable)",
         )
 
@@ -33,7 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     scenario_args(validate)
     listing = commands.add_parser("list", help="list registered plug-ins and packaged scenarios")
     listing.add_argument(
-        "kind", nargs="?", choices=["datasets", "partitioners", "models", "aggregators", "pre-aggregators", "attacks", "scenarios"]
+        "kind",
+        nargs="?",
+        choices=[
+            "datasets",
+            "partitioners",
+            "models",
+            "aggregators",
+            "pre-aggregators",
+            "attacks",
+            "scenarios",
+        ],
     )
     verify = commands.add_parser("verify", help="verify a run directory's ledger and checkpoints")
     verify.add_argument("run_dir")
@@ -42,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
     wm_verify.add_argument("model", help="checkpoint .npz (e.g. RUN/checkpoints/round_0010.npz)")
     wm_verify.add_argument("key", help="watermark key JSON (e.g. RUN/watermark_key.json)")
-    wm_verify.add_argument("--threshold", type=float, default=None, help="accuracy needed on the trigger set")
+    wm_verify.add_argument(
+        "--threshold", type=float, default=None, help="accuracy needed on the trigger set"
+    )
     return parser
 
 
@@ -77,12 +96,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from fedshield.datasets import DATASETS
     from fedshield.models import MODELS
     from fedshield.partitioners import PARTITIONERS
+    from fedshield.registry import Registry
     from scenarios.loader import packaged_scenarios
     from strategies import AGGREGATORS, PRE_AGGREGATORS
 
-    registries = {
-        "datasets": DATASETS, "partitioners": PARTITIONERS, "models": MODELS,
-        "aggregators": AGGREGATORS, "pre-aggregators": PRE_AGGREGATORS, "attacks": ATTACKS,
+    registries: dict[str, Registry[Any]] = {
+        "datasets": DATASETS,
+        "partitioners": PARTITIONERS,
+        "models": MODELS,
+        "aggregators": AGGREGATORS,
+        "pre-aggregators": PRE_AGGREGATORS,
+        "attacks": ATTACKS,
     }
     for kind, registry in registries.items():
         if args.kind not in (None, kind):
@@ -126,8 +150,11 @@ def _cmd_watermark(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list,
-    "verify": _cmd_verify, "watermark": _cmd_watermark,
+    "run": _cmd_run,
+    "validate": _cmd_validate,
+    "list": _cmd_list,
+    "verify": _cmd_verify,
+    "watermark": _cmd_watermark,
 }
 
 

@@ -1,5 +1,10 @@
 """Keys of the records exchanged between the ServerApp and the ClientApp (one vocabulary)."""
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
 ARRAYS = "arrays"
 CONFIG = "config"
 METRICS = "metrics"
@@ -24,3 +29,17 @@ NODE_ID = "node-id"
 BASE_DIGEST = "base-digest"
 UPDATE_DIGEST = "update-digest"
 SIGNATURE = "signature"
+
+
+def number(record: Mapping[str, object], key: str) -> float:
+    """A numeric metric of a reply; anything else means a malformed reply."""
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"reply field {key!r}: got {value!r}; expected a number")
+    return float(value)
+
+
+def optional(record: Mapping[str, object], key: str, kind: type[T]) -> T | None:
+    """``record[key]`` when present and of ``kind`` (e.g. a digest string), else None."""
+    value = record.get(key)
+    return value if isinstance(value, kind) else None

@@ -25,7 +25,10 @@ class RunResult:
 
 def new_run_dir(scenario: Scenario) -> Path:
     """``OUTPUT/NAME-seedSEED-YYYYmmdd-HHMMSS[-k]``: never reuses an existing directory."""
-    base = Path(scenario.output) / f"{scenario.name}-seed{scenario.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = (
+        Path(scenario.output)
+        / f"{scenario.name}-seed{scenario.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     candidate, k = base, 1
     while candidate.exists():
         candidate, k = Path(f"{base}-{k}"), k + 1
@@ -84,5 +87,7 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
             f"the run failed: {type(outcome.error).__name__}: {outcome.error} (files in {run_dir})"
         ) from outcome.error
     if outcome.summary is None:
-        raise FedshieldError(f"the simulation stopped before finishing; rerun with --verbose (files in {run_dir})")
+        raise FedshieldError(
+            f"the simulation stopped before finishing; rerun with --verbose (files in {run_dir})"
+        )
     return RunResult(run_dir, outcome.summary)

@@ -45,8 +45,10 @@ def _read_toml(source: str | Path) -> dict[str, Any]:
 
 
 def _parse_value(raw: str) -> Any:
-    """A ``--set`` value is a TOML value (``2``, ``0.5``, ``true``, ``"krum"``, ``[1, 2]``);
-    anything that does not parse as one is taken as a bare string (``--set defense.aggregator=krum``)."""
+    """A ``--set`` value is a TOML value (``2``, ``0.5``, ``true``, ``"krum"``, ``[1, 2]``).
+
+    Anything that does not parse as one is a bare string (``--set defense.aggregator=krum``).
+    """
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

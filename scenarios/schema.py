@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fedshield.validation import FieldError
 from clients.dp_config import DPConfig
+from fedshield.validation import FieldError
 from server.integrity.config import IntegrityConfig
 
 
@@ -43,7 +43,7 @@ class DataSpec(_Section):
 
 
 class ModelSpec(_Section):
-    """Registered architecture and its L2 weight-decay factor (the seed's regularization defense)."""
+    """Registered architecture and its L2 weight decay (the seed text's regularization defense)."""
 
     name: str = "mlp"
     l2: float = Field(0.0, ge=0.0)
@@ -130,7 +130,10 @@ class Scenario(_Section):
             raise FieldError(
                 "clients_per_round", self.clients_per_round, "a fraction must be in (0, 1]"
             )
-        if isinstance(self.clients_per_round, int) and self.clients_per_round > self.data.num_clients:
+        if (
+            isinstance(self.clients_per_round, int)
+            and self.clients_per_round > self.data.num_clients
+        ):
             raise FieldError(
                 "clients_per_round",
                 self.clients_per_round,

@@ -17,12 +17,13 @@ never receives it nor any client's malicious status.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from attacks import get_attack
-from attacks.base import ThreatModel
+from attacks.base import CollusionAttack, ThreatModel, TransitAttack
 from attacks.schedule import is_active
 from fedshield.arrays import flatten, stack_deltas, unflatten
 from fedshield.seeding import derive_rng
@@ -32,7 +33,7 @@ from server.integrity.keys import client_key
 from server.integrity.signing import sign_reply
 from server.replies import ClientReply
 
-Aggregate = Callable[[NDArray[np.floating], NDArray[np.int64]], NDArray[np.floating]]
+Aggregate = Callable[[NDArray[np.floating[Any]], NDArray[np.int64]], NDArray[np.floating[Any]]]
 
 
 class Adversary:
@@ -44,8 +45,6 @@ class Adversary:
         self.scenario = scenario
         self.malicious = malicious
         self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
-        self.kind: str = self.attack.kind
-        self.threat_model = ThreatModel(self.attack.threat_model)
         self._aggregate = aggregate
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
 
@@ -61,24 +60,28 @@ class Adversary:
         )
 
     # -- wire -------------------------------------------------------------------------------
-    def _on_wire(self, direction: str, server_round: int, partition_id: int) -> bool:
-        return (
-            self.kind == "transit"
-            and self.attack.params.direction == direction
-            and partition_id in self.malicious
-            and self.active(server_round)
-        )
+    def _wire_attack(self, direction: str, server_round: int) -> TransitAttack[Any] | None:
+        """The transit attack when it acts on ``direction`` links this round."""
+        attack = self.attack
+        if isinstance(attack, TransitAttack) and attack.params.direction == direction:
+            return attack if self.active(server_round) else None
+        return None
 
     def _tamper(
-        self, direction: str, server_round: int, partition_id: int, arrays: list[NDArray[np.float32]]
+        self,
+        direction: str,
+        server_round: int,
+        partition_id: int,
+        arrays: list[NDArray[np.float32]],
     ) -> list[NDArray[np.float32]]:
         link = (direction, partition_id)
         recorded = self._recorded.get(link)
         self._recorded[link] = arrays
-        if not self._on_wire(direction, server_round, partition_id):
+        attack = self._wire_attack(direction, server_round)
+        if attack is None or partition_id not in self.malicious:
             return arrays
         rng = derive_rng(self.scenario.seed, "wire", direction, server_round, partition_id)
-        return self.attack.tamper(arrays, rng=rng, recorded=recorded)
+        return attack.tamper(arrays, rng=rng, recorded=recorded)
 
     def downlink(
         self, server_round: int, partition_id: int, arrays: list[NDArray[np.float32]]
@@ -97,7 +100,7 @@ class Adversary:
 
     def tampered_links(self, server_round: int) -> list[int]:
         """Ground truth for the metrics layer: links altered this round."""
-        if self.kind != "transit" or not self.active(server_round):
+        if not isinstance(self.attack, TransitAttack) or not self.active(server_round):
             return []
         return sorted(self.malicious)
 
@@ -109,17 +112,20 @@ class Adversary:
         global_arrays: list[NDArray[np.float32]],
     ) -> list[ClientReply]:
         """Replace the malicious replies of the round with forged, re-signed updates."""
-        if self.kind != "collusion" or not self.active(server_round):
+        attack = self.attack
+        if not isinstance(attack, CollusionAttack) or not self.active(server_round):
             return list(replies)
         bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious and r.arrays]
-        good = [i for i, r in enumerate(replies) if r.partition_id not in self.malicious and r.arrays]
+        good = [
+            i for i, r in enumerate(replies) if r.partition_id not in self.malicious and r.arrays
+        ]
         if not bad or not good:
             return list(replies)
         honest = stack_deltas([replies[i].arrays for i in good], global_arrays)
         honest_counts = np.array([replies[i].num_examples for i in good], dtype=np.int64)
         # The structural threat model: only an omniscient attack is handed the aggregator.
-        aggregator = self._aggregate if self.threat_model is ThreatModel.OMNISCIENT else None
-        forged = self.attack.forge(
+        aggregator = self._aggregate if attack.threat_model is ThreatModel.OMNISCIENT else None
+        forged = attack.forge(
             honest,
             num_malicious=len(bad),
             rng=derive_rng(self.scenario.seed, "collude", server_round),
@@ -129,7 +135,9 @@ class Adversary:
         base_flat = flatten(global_arrays)
         out = list(replies)
         for row, index in enumerate(bad):
-            out[index] = self._signed(server_round, replies[index], unflatten(base_flat + forged[row], global_arrays))
+            out[index] = self._signed(
+                server_round, replies[index], unflatten(base_flat + forged[row], global_arrays)
+            )
         return out
 
     def _signed(
@@ -138,7 +146,9 @@ class Adversary:
         if reply.signature is None:
             return reply.with_arrays(arrays)
         # A colluding client owns its key, so its forged update is properly signed.
-        key = client_key(self.scenario.integrity, run_seed=self.scenario.seed, partition_id=reply.partition_id)
+        key = client_key(
+            self.scenario.integrity, run_seed=self.scenario.seed, partition_id=reply.partition_id
+        )
         update_digest = digest_arrays(arrays)
         signature = sign_reply(
             key,
@@ -149,5 +159,10 @@ class Adversary:
             num_examples=reply.num_examples,
         )
         return ClientReply(
-            **{**reply.__dict__, "arrays": arrays, "update_digest": update_digest, "signature": signature}
+            **{
+                **reply.__dict__,
+                "arrays": arrays,
+                "update_digest": update_digest,
+                "signature": signature,
+            }
         )

@@ -16,8 +16,10 @@ import tensorflow as tf
 from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.server import Grid
 from flwr.serverapp import ServerApp
+from numpy.typing import NDArray
 
 from attacks import get_attack
+from attacks.base import DataAttack
 from clients.data import dataset_of, malicious_clients, partitions_of
 from fedshield.datasets import Dataset
 from fedshield.models import build_model
@@ -35,7 +37,15 @@ from server.run_log import RunLog
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
 
-_VERSIONED = ("fedshield", "flwr", "ray", "tensorflow", "tensorflow-privacy", "numpy", "dp-accounting")
+_VERSIONED = (
+    "fedshield",
+    "flwr",
+    "ray",
+    "tensorflow",
+    "tensorflow-privacy",
+    "numpy",
+    "dp-accounting",
+)
 
 
 @dataclass
@@ -57,10 +67,15 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in _VERSIONED}
 
 
-def initial_weights(scenario: Scenario, input_shape: tuple[int, ...], num_classes: int) -> list[np.ndarray]:
+def initial_weights(
+    scenario: Scenario, input_shape: tuple[int, ...], num_classes: int
+) -> list[NDArray[np.float32]]:
     """Glorot-initialised weights drawn from the scenario seed."""
     tf.keras.utils.set_random_seed(derive_seed(scenario.seed, "init"))
-    return [np.asarray(w, np.float32) for w in build_model(scenario.model.name, input_shape, num_classes).get_weights()]
+    return [
+        np.asarray(w, np.float32)
+        for w in build_model(scenario.model.name, input_shape, num_classes).get_weights()
+    ]
 
 
 def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
@@ -75,9 +90,17 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         [(step.name, step.params) for step in scenario.defense.pre],
     )
     attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    success_set = attack.success_set(dataset.x_test, dataset.y_test) if attack.kind == "data" else None
+    success_set = (
+        attack.success_set(dataset.x_test, dataset.y_test)
+        if isinstance(attack, DataAttack)
+        else None
+    )
     evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
-    guard = IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator) if scenario.integrity.enabled else None
+    guard = (
+        IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator)
+        if scenario.integrity.enabled
+        else None
+    )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     log = RunLog(run_dir, scenario, malicious)
 
@@ -108,7 +131,11 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
 
     # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
     # noise to its output (the validator allows it only with unweighted FedAvg, integrity off).
-    runner = wrap_central_dp(strategy, scenario.dp, scenario.num_sampled) if central_dp(scenario) else strategy
+    runner = (
+        wrap_central_dp(strategy, scenario.dp, scenario.num_sampled)
+        if central_dp(scenario)
+        else strategy
+    )
     result = runner.start(
         grid,
         ArrayRecord(weights),
@@ -118,7 +145,10 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     )
     final = result.arrays.to_numpy_ndarrays()
     evaluator.model.set_weights(final)
-    members = np.concatenate([parts[p] for p in sorted({p for r in strategy.reports.values() for p in r.accepted})] or [np.arange(0)])
+    members = np.concatenate(
+        [parts[p] for p in sorted({p for r in strategy.reports.values() for p in r.accepted})]
+        or [np.arange(0)]
+    )
     summary: dict[str, Any] = {
         "package_versions": package_versions(),
         "num_examples_per_client": [int(len(p)) for p in parts],
@@ -133,7 +163,11 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
 
 
 def _membership(
-    evaluator: Evaluator, dataset: Dataset, members: np.ndarray, seed: int, final: list[np.ndarray]
+    evaluator: Evaluator,
+    dataset: Dataset,
+    members: NDArray[np.int64],
+    seed: int,
+    final: list[NDArray[np.float32]],
 ) -> dict[str, Any]:
     """Loss-threshold membership inference on the final model (skipped when it diverged)."""
     if not all(np.isfinite(w).all() for w in final):

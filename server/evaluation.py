@@ -55,6 +55,8 @@ class Evaluator:
         result = {"accuracy": float(accuracy), "loss": float(loss)}
         if self.success_set is not None:
             x, y_target = self.success_set
-            predicted = np.argmax(self.model.predict(x, batch_size=self.batch_size, verbose=0), axis=1)
+            predicted = np.argmax(
+                self.model.predict(x, batch_size=self.batch_size, verbose=0), axis=1
+            )
             result["attack_success_rate"] = float(np.mean(predicted == y_target))
         return result

@@ -7,9 +7,9 @@ the detection scores of the final summary, never in a decision.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,9 @@ class IntegrityGuard:
         params = {"params": dict(defense.params), "pre": [p.model_dump() for p in defense.pre]}
         return defense.aggregator, params
 
-    def _embed(self, server_round: int, weights: list[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+    def _embed(
+        self, server_round: int, weights: list[NDArray[np.float32]]
+    ) -> list[NDArray[np.float32]]:
         """WAFFLE: measure whether the watermark survived aggregation, then re-embed it."""
         if self.watermark is None:
             return weights
@@ -109,18 +111,26 @@ class IntegrityGuard:
         weights = self._embed(0, weights)
         aggregator, params = self._defense()
         self.ledger.record_round(
-            0, global_arrays=weights, aggregator=aggregator, aggregator_params=params,
-            accepted_digests={}, verdicts=[],
+            0,
+            global_arrays=weights,
+            aggregator=aggregator,
+            aggregator_params=params,
+            accepted_digests={},
+            verdicts=[],
         )
         return weights
 
-    def broadcast_fields(self, server_round: int, arrays: list[NDArray[np.float32]]) -> dict[str, Any]:
+    def broadcast_fields(
+        self, server_round: int, arrays: list[NDArray[np.float32]]
+    ) -> dict[str, Any]:
         """Digest and server signature sent with the round's global weights."""
         digest = digest_arrays(arrays)
         self.digests[server_round] = digest
         return {
             P.GLOBAL_DIGEST: digest,
-            P.BROADCAST_SIGNATURE: sign_broadcast(self.key, server_round=server_round, global_digest=digest),
+            P.BROADCAST_SIGNATURE: sign_broadcast(
+                self.key, server_round=server_round, global_digest=digest
+            ),
         }
 
     def check(
@@ -168,8 +178,14 @@ class IntegrityGuard:
         kept = {r.partition_id for r in result.accepted}
         return GateOutcome(
             accepted=[r for r in replies if r.partition_id in kept],
-            rejected={v.partition_id: list(v.reasons) for v in result.verdicts if v.decision in ("rejected", "quarantined")},
-            flagged={v.partition_id: list(v.reasons) for v in result.verdicts if v.decision == "flagged"},
+            rejected={
+                v.partition_id: list(v.reasons)
+                for v in result.verdicts
+                if v.decision in ("rejected", "quarantined")
+            },
+            flagged={
+                v.partition_id: list(v.reasons) for v in result.verdicts if v.decision == "flagged"
+            },
         )
 
     def after_aggregation(

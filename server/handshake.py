@@ -24,18 +24,27 @@ def discover_partitions(grid: Grid, scenario: Scenario, *, timeout: float) -> di
     # Flower registers nodes asynchronously; sampling before all are up would skew round 1.
     while len(node_ids := list(grid.get_node_ids())) < expected:
         if time.monotonic() > deadline:
-            raise FedshieldError(f"only {len(node_ids)} of {expected} nodes registered in {timeout:.0f}s")
+            raise FedshieldError(
+                f"only {len(node_ids)} of {expected} nodes registered in {timeout:.0f}s"
+            )
         time.sleep(0.2)
     config = ConfigRecord({P.SCENARIO: scenario.model_dump_json()})
     messages = [
-        Message(content=RecordDict({P.CONFIG: config}), message_type=MessageType.QUERY, dst_node_id=n)
+        Message(
+            content=RecordDict({P.CONFIG: config}), message_type=MessageType.QUERY, dst_node_id=n
+        )
         for n in node_ids
     ]
     mapping: dict[int, int] = {}
     for reply in grid.send_and_receive(messages, timeout=timeout):
         if reply.has_error():
-            raise FedshieldError(f"node {reply.metadata.src_node_id} failed the handshake: {reply.error.reason}")
-        mapping[int(reply.content[P.METRICS][P.PARTITION_ID])] = int(reply.metadata.src_node_id)
+            raise FedshieldError(
+                f"node {reply.metadata.src_node_id} failed the handshake: {reply.error.reason}"
+            )
+        partition_id = int(P.number(reply.content.metric_records[P.METRICS], P.PARTITION_ID))
+        mapping[partition_id] = int(reply.metadata.src_node_id)
     if sorted(mapping) != list(range(expected)):
-        raise FedshieldError(f"handshake found partitions {sorted(mapping)}, expected 0..{expected - 1}")
+        raise FedshieldError(
+            f"handshake found partitions {sorted(mapping)}, expected 0..{expected - 1}"
+        )
     return mapping

@@ -58,7 +58,11 @@ class PrivacyTracker:
     def summary(self) -> dict[str, Any]:
         """Final per-client epsilons (both accountings, labelled) for ``summary.json``."""
         if self.dp.mode == "central":
-            return {"mode": "central", "delta": self.dp.delta, "epsilon_client_level": self._central()}
+            return {
+                "mode": "central",
+                "delta": self.dp.delta,
+                "epsilon_client_level": self._central(),
+            }
         return {
             "mode": "local",
             "delta": self.dp.delta,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from flwr.app import Message
+from flwr.app import ConfigRecord, Message
 from numpy.typing import NDArray
 
 from fedshield import protocol as P
@@ -35,24 +35,22 @@ class ClientReply:
 def decode_reply(message: Message) -> ClientReply:
     """Read a train reply; a client that refused the broadcast carries no arrays."""
     content = message.content
-    metrics = content[P.METRICS]
-    partition_id = int(metrics[P.PARTITION_ID])
+    metrics = content.metric_records[P.METRICS]
+    partition_id = int(P.number(metrics, P.PARTITION_ID))
     node_id = int(message.metadata.src_node_id)
-    if P.CONFIG in content and P.REFUSED in content[P.CONFIG]:
-        return ClientReply(
-            partition_id, node_id, [], 0, float("nan"), 0, 0.0, refused=str(content[P.CONFIG][P.REFUSED])
-        )
-    integrity = content[P.INTEGRITY] if P.INTEGRITY in content else {}
-    signature = integrity.get(P.SIGNATURE)
+    config = content.config_records.get(P.CONFIG, ConfigRecord())
+    if (refused := P.optional(config, P.REFUSED, str)) is not None:
+        return ClientReply(partition_id, node_id, [], 0, float("nan"), 0, 0.0, refused=refused)
+    integrity = content.config_records.get(P.INTEGRITY, ConfigRecord())
     return ClientReply(
         partition_id=partition_id,
         node_id=node_id,
-        arrays=content[P.ARRAYS].to_numpy_ndarrays(),
-        num_examples=int(metrics[P.NUM_EXAMPLES]),
-        train_loss=float(metrics[P.TRAIN_LOSS]),
-        local_steps=int(metrics[P.LOCAL_STEPS]),
-        sampling_rate=float(metrics[P.SAMPLING_RATE]),
-        base_digest=integrity.get(P.BASE_DIGEST),
-        update_digest=integrity.get(P.UPDATE_DIGEST),
-        signature=signature if isinstance(signature, bytes) else None,
+        arrays=content.array_records[P.ARRAYS].to_numpy_ndarrays(),
+        num_examples=int(P.number(metrics, P.NUM_EXAMPLES)),
+        train_loss=P.number(metrics, P.TRAIN_LOSS),
+        local_steps=int(P.number(metrics, P.LOCAL_STEPS)),
+        sampling_rate=P.number(metrics, P.SAMPLING_RATE),
+        base_digest=P.optional(integrity, P.BASE_DIGEST, str),
+        update_digest=P.optional(integrity, P.UPDATE_DIGEST, str),
+        signature=P.optional(integrity, P.SIGNATURE, bytes),
     )

@@ -22,7 +22,11 @@ class RunLog:
     """Writes one ``metrics.jsonl`` record and one progress line per evaluated round."""
 
     def __init__(
-        self, run_dir: Path, scenario: Scenario, malicious: frozenset[int], stream: TextIO = sys.stdout
+        self,
+        run_dir: Path,
+        scenario: Scenario,
+        malicious: frozenset[int],
+        stream: TextIO = sys.stdout,
     ) -> None:
         self.run_dir = run_dir
         self.scenario = scenario
@@ -32,7 +36,11 @@ class RunLog:
         self.started = time.perf_counter()
 
     def record(
-        self, server_round: int, evaluation: dict[str, float], report: RoundReport | None, extra: dict[str, Any]
+        self,
+        server_round: int,
+        evaluation: dict[str, float],
+        report: RoundReport | None,
+        extra: dict[str, Any],
     ) -> dict[str, Any]:
         """Append the round's record and print its progress line; returns the record."""
         row: dict[str, Any] = {"round": server_round, **evaluation}

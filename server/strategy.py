@@ -101,7 +101,9 @@ class FedshieldStrategy(FedAvg):
         self.reports[server_round] = report
         self._global = arrays.to_numpy_ndarrays()
         report.sampled = self._sample(server_round)
-        report.tampered = [p for p in self.adversary.tampered_links(server_round) if p in report.sampled]
+        report.tampered = [
+            p for p in self.adversary.tampered_links(server_round) if p in report.sampled
+        ]
         config[P.SERVER_ROUND] = server_round
         config[P.SCENARIO] = self.scenario.model_dump_json()
         if self.guard is not None:
@@ -131,7 +133,9 @@ class FedshieldStrategy(FedAvg):
         report.refused = {r.partition_id: r.refused for r in decoded if r.refused is not None}
         arrived = [r for r in decoded if r.refused is None]
         report.num_replies = len(arrived)
-        report.honest_replies = [r for r in arrived if r.partition_id not in self.adversary.malicious]
+        report.honest_replies = [
+            r for r in arrived if r.partition_id not in self.adversary.malicious
+        ]
         if arrived:
             report.train_loss = float(np.nanmean([r.train_loss for r in arrived]))
 
@@ -139,7 +143,11 @@ class FedshieldStrategy(FedAvg):
         arrived = self.adversary.uplink(server_round, arrived)
         if self.guard is not None:
             verdict = self.guard.check(server_round, arrived, self._global, refused=report.refused)
-            arrived, report.rejected, report.flagged = verdict.accepted, verdict.rejected, verdict.flagged
+            arrived, report.rejected, report.flagged = (
+                verdict.accepted,
+                verdict.rejected,
+                verdict.flagged,
+            )
         report.accepted = [r.partition_id for r in arrived]
 
         new_global = self._aggregate(server_round, arrived, report)

@@ -11,7 +11,7 @@ from scenarios.loader import load_scenario
 
 
 def _scenario(*overrides: str):  # type: ignore[no-untyped-def]
-    return load_scenario("quickstart", ["train.optimizer=\"adam\"", *overrides])
+    return load_scenario("quickstart", ['train.optimizer="adam"', *overrides])
 
 
 def test_model_is_built_once_per_key_and_rebuilt_when_the_key_changes() -> None:

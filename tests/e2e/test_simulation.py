@@ -39,7 +39,10 @@ def test_same_scenario_and_seed_give_identical_metrics(tmp_path: Path) -> None:
     summary = json.loads((first / "summary.json").read_text())
     assert summary["final_accuracy"] == rows_a[-1]["accuracy"]
     assert sum(summary["num_examples_per_client"]) == 1437
-    assert summary["partition_hash"] == json.loads((second / "summary.json").read_text())["partition_hash"]
+    assert (
+        summary["partition_hash"]
+        == json.loads((second / "summary.json").read_text())["partition_hash"]
+    )
     assert set(summary["package_versions"]) >= {"flwr", "tensorflow", "ray", "numpy"}
     assert (first / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((first / "scenario.json").read_text())["seed"] == 42

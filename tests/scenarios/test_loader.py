@@ -89,13 +89,19 @@ def test_unknown_dataset_and_model_name_their_field() -> None:
 
 
 def test_plugin_parameter_error_names_its_path() -> None:
-    message = _error({**MINIMAL, "data": {"partition": {"scheme": "dirichlet", "params": {"alpha": -1}}}})
+    message = _error(
+        {**MINIMAL, "data": {"partition": {"scheme": "dirichlet", "params": {"alpha": -1}}}}
+    )
     assert message.startswith("data.partition.params.alpha: got -1; ")
 
 
 def test_aggregator_bound_checked_against_clients_per_round() -> None:
     message = _error(
-        {**MINIMAL, "clients_per_round": 6, "defense": {"aggregator": "krum", "params": {"num_byzantine": 2}}}
+        {
+            **MINIMAL,
+            "clients_per_round": 6,
+            "defense": {"aggregator": "krum", "params": {"num_byzantine": 2}},
+        }
     )
     assert message.startswith("defense.aggregator: ")
     assert "7" in message and "6" in message
@@ -112,7 +118,9 @@ def test_missing_seed_is_resolved_once() -> None:
 
 
 def test_overrides_parse_toml_values_and_bare_strings() -> None:
-    doc = apply_overrides(MINIMAL, ["train.local_epochs=3", "defense.aggregator=median", "train.learning_rate=0.5"])
+    doc = apply_overrides(
+        MINIMAL, ["train.local_epochs=3", "defense.aggregator=median", "train.learning_rate=0.5"]
+    )
     assert doc["train"] == {"local_epochs": 3, "learning_rate": 0.5}
     assert doc["defense"] == {"aggregator": "median"}
     assert MINIMAL == {"name": "t", "seed": 1, "rounds": 2}  # the input is not modified
