@@ -1,10 +1,11 @@
 """Measured membership leakage with and without DP-SGD, over several seeds.
 
 Runs the shipped ``dp_leakage`` scenario (a setting that memorises: 2 clients with about 90
-digits each, many local epochs, no weight decay) once per seed in ``SEEDS`` with DP off and once
-with DP-SGD on (sigma from the scenario), one simulation at a time. Each run's summary holds the
-loss-threshold membership-inference attack on the final global model (Yeom et al. 2018; members:
-the training data of clients that took part, non-members: the test set, balanced):
+digits each, many local epochs, no weight decay) once per seed in ``SEEDS`` with DP off and
+once per noise multiplier in ``DP_SIGMAS`` with DP-SGD on, one simulation at a time. Each run's
+summary holds the loss-threshold membership-inference attack on the final global model (Yeom et
+al. 2018; members: the training data of clients that took part, non-members: the test set,
+balanced):
 
     AUC of the ROC of the score -loss(x, y),   Adv = max_tau (TPR(tau) - FPR(tau)).
 
@@ -30,7 +31,8 @@ from fedshield.results import atomic_write_text  # noqa: E402
 from scenarios.loader import load_scenario  # noqa: E402
 
 SCENARIO = "dp_leakage"
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5)
+DP_SIGMAS = (1.0, 2.0)
 TABLE = ROOT / "benchmarks" / "results" / "leakage.txt"
 
 
@@ -50,10 +52,12 @@ def arm_summary(label: str, rows: Sequence[RunFigures]) -> str:
 
 def main() -> None:
     scenario = load_scenario(SCENARIO)
-    sigma = scenario.dp.noise_multiplier
-    arms: dict[str, list[RunFigures]] = {"no DP": [], f"DP sigma={sigma:g}": []}
+    sigmas: tuple[float | None, ...] = (None, *DP_SIGMAS)
+    arms: dict[str, list[RunFigures]] = {
+        "no DP" if s is None else f"DP sigma={s:g}": [] for s in sigmas
+    }
     for seed in SEEDS:
-        for label, arm_sigma in zip(arms, (None, sigma), strict=True):
+        for label, arm_sigma in zip(arms, sigmas, strict=True):
             arms[label].append(run_figures(SCENARIO, [f"seed={seed}"], sigma=arm_sigma))
             print(arm_summary(label, arms[label]) if len(arms[label]) > 1 else label, flush=True)
     data, train, dp = scenario.data, scenario.train, scenario.dp
@@ -61,8 +65,8 @@ def main() -> None:
         f"membership leakage: scenario {SCENARIO} (digits, {data.num_clients} clients, test "
         f"fraction {data.test_fraction}, {scenario.rounds} rounds, {train.local_epochs} local "
         f"epochs, batch {train.batch_size}, lr {train.learning_rate}, momentum {train.momentum}, "
-        f"l2 {scenario.model.l2}), seeds {', '.join(map(str, SEEDS))}; DP arm: "
-        f"C = {dp.l2_norm_clip}, sigma = {sigma:g}, Poisson sampling, delta = {dp.delta:g}"
+        f"l2 {scenario.model.l2}), seeds {', '.join(map(str, SEEDS))}; DP arms: "
+        f"C = {dp.l2_norm_clip}, sigma in {DP_SIGMAS}, Poisson sampling, delta = {dp.delta:g}"
     )
     body = [format_table([r for rows in arms.values() for r in rows], header=header)]
     body.append("mean +- sample standard deviation over seeds:")
