@@ -42,7 +42,8 @@ from scenarios.loader import load_scenario  # noqa: E402
 from scenarios.schema import Scenario  # noqa: E402
 
 CLEAN = "none"
-# Attack name -> shipped scenario; the clean row reuses the first attack's federation.
+# Attack name -> shipped scenario. The clean row is --clean-base with its attack removed; every
+# attack_* file shares one federation, so that row is the baseline of every attack.
 ATTACK_SCENARIOS: dict[str, str] = {
     "sign_flip": "attack_sign_flip",
     "gaussian": "attack_gaussian",
@@ -51,7 +52,8 @@ ATTACK_SCENARIOS: dict[str, str] = {
     "backdoor": "attack_backdoor",
     "label_flip": "attack_label_flip",
 }
-# Defense name -> its parameters as a function of the true malicious count f.
+# Defense name -> its parameters as a function of the true malicious count f (Multi-Krum keeps
+# m = 5 updates, as in scenarios/defense_multi_krum.toml).
 DEFENSES: dict[str, Callable[[int], dict[str, int]]] = {
     "fedavg": lambda f: {},
     "median": lambda f: {},

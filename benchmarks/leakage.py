@@ -31,7 +31,7 @@ from fedshield.results import atomic_write_text  # noqa: E402
 from scenarios.loader import load_scenario  # noqa: E402
 
 SCENARIO = "dp_leakage"
-SEEDS = (1, 2, 3, 4, 5)
+SEEDS = tuple(range(1, 11))
 DP_SIGMAS = (1.0, 2.0)
 TABLE = ROOT / "benchmarks" / "results" / "leakage.txt"
 

@@ -132,6 +132,7 @@ def plot(rows: Sequence[RunFigures], path: Path, *, title: str) -> None:
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right")
     atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
+    path.chmod(0o644)  # mkstemp made it owner-only; this figure is a committed doc file
 
 
 def main() -> None:
