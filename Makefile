@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= quickstart
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint clean
 
 $(BIN)/fedshield: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; fedshield needs Python 3.11 (tensorflow-privacy refuses 3.12+)"; exit 2; }

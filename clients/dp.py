@@ -184,6 +184,14 @@ class PoissonDPSequential(DPSequential):  # type: ignore[misc]
     def __init__(self, *, expected_batch_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._expected_batch_size = float(expected_batch_size)
+        # The noise comes from an explicit generator that training reseeds for every client
+        # round (``reseed_noise``): a stateful op inside the traced step would keep its own
+        # state across the clients an actor serves, so results would depend on actor history.
+        self.noise_generator = tf.random.Generator.from_seed(0)
+
+    def reseed_noise(self, seed: int) -> None:
+        """Restart the DP noise stream at ``seed`` (called before each client's local training)."""
+        self.noise_generator.reset_from_seed(seed)
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         if self._clipping_loss is None:
@@ -215,7 +223,7 @@ class PoissonDPSequential(DPSequential):  # type: ignore[misc]
         summed, y_pred = tf.cond(batch > 0, clipped_sum, empty)
         stddev = self._noise_multiplier * self._l2_norm_clip
         grads = [
-            (g + tf.random.normal(tf.shape(g), stddev=stddev) if stddev > 0 else g)
+            (g + self.noise_generator.normal(tf.shape(g), stddev=stddev) if stddev > 0 else g)
             / self._expected_batch_size
             for g in summed
         ]

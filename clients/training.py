@@ -107,6 +107,8 @@ def train_locally(
     model applies pure noise), as the accountant counts it.
     """
     tf.keras.utils.set_random_seed(seed)
+    if hasattr(model, "reseed_noise"):  # the Poisson DP-SGD model draws noise from its own stream
+        model.reseed_noise(seed)
     model.set_weights(list(weights))
     reset_optimizer(model)
     plan = batch_plan(

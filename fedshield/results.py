@@ -35,8 +35,11 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Create or replace ``path`` with what ``write`` puts into the binary handle it is given."""
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], *, mode: int = 0o644) -> None:
+    """Create or replace ``path`` with what ``write`` puts into the binary handle it is given.
+
+    ``mode`` replaces ``mkstemp``'s owner-only 0600, so run outputs are readable like any file.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -45,6 +48,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -80,8 +80,9 @@ class RunLog:
             if row["skipped"]:
                 parts.append(f"SKIPPED ({row['skipped']})")
             parts.append(f"{row['seconds']:.1f}s")
-        if "epsilon_max" in row:
-            parts.append(f"eps {row['epsilon_max']:.2f}")
+        epsilon = row.get("epsilon_max", row.get("epsilon_central"))
+        if epsilon is not None:
+            parts.append(f"eps {epsilon:.2f}")
         print("  ".join(parts), file=self.stream, flush=True)
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:

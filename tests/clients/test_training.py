@@ -47,3 +47,18 @@ def test_a_clients_result_does_not_depend_on_who_the_worker_served_before() -> N
     assert alone.local_steps == 2 * int(np.ceil(len(y1) / s.train.batch_size))
     assert len(partitions_of(s)) == 10
     assert isinstance(model, tf.keras.Model)
+
+
+def test_dp_noise_does_not_depend_on_who_the_worker_served_before() -> None:
+    s = load_scenario("dp_local")
+    model = compiled_model(s, (8, 8, 1), 10, dp=True)
+    start = [np.asarray(w) for w in model.get_weights()]
+    x0, y0 = client_shard(s, 0, poisoned=False)
+    x1, y1 = client_shard(s, 1, poisoned=False)
+    alone = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=True)
+    train_locally(model, start, x0, y0, scenario=s, seed=3, dp=True)
+    after = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=True)
+    other = train_locally(model, start, x1, y1, scenario=s, seed=8, dp=True)
+    for a, b in zip(alone.weights, after.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(alone.weights, other.weights, strict=True))
