@@ -17,6 +17,7 @@ never receives it nor any client's malicious status.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -158,11 +159,4 @@ class Adversary:
             update_digest=update_digest,
             num_examples=reply.num_examples,
         )
-        return ClientReply(
-            **{
-                **reply.__dict__,
-                "arrays": arrays,
-                "update_digest": update_digest,
-                "signature": signature,
-            }
-        )
+        return replace(reply, arrays=arrays, update_digest=update_digest, signature=signature)

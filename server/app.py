@@ -6,7 +6,7 @@ importable module so nothing from ``__main__`` is pickled into Ray calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,6 @@ class RunOutcome:
 
     summary: dict[str, Any] | None = None
     error: BaseException | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def central_dp(scenario: Scenario) -> bool:
@@ -125,8 +124,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
             extra.update(privacy.after_round(server_round, report))
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
-        row = log.record(server_round, evaluation, report, extra)
-        outcome.records.append(row)
+        log.record(server_round, evaluation, report, extra)
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
     # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
