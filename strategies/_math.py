@@ -1,9 +1,10 @@
 """Vectorised maths shared by the aggregation rules (private: the rules are the public API).
 
 Everything here works on a stacked ``(n, d)`` array of update deltas and never writes to it.
-Reductions over the ``d`` axis accumulate in float64 but read the input in column blocks, so a
-float32 ``(100, 10**6)`` input never gets a full float64 copy (that copy alone costs more than
-the Gram product, mostly in page faults).
+Reductions over the ``d`` axis (norms, distances, Gram products) accumulate in float64 but read
+the input in column blocks, so a float32 ``(100, 10**6)`` input never gets a full float64 copy
+(that copy alone costs more than the Gram product, mostly in page faults). Mixtures of rows
+(:func:`mix`) stay in the input's precision: see there why and how accurate they are.
 """
 
 from __future__ import annotations
@@ -33,20 +34,22 @@ def like(values: NDArray[np.floating[Any]], updates: Matrix) -> Matrix:
     return cast(Matrix, values.astype(updates.dtype))
 
 
-def mix(weights: F64, updates: Matrix) -> F64:
-    """Return ``weights @ updates`` in float64: ``(m, n) @ (n, d) -> (m, d)``.
+def mix(weights: F64, updates: Matrix) -> Matrix:
+    """Return ``weights @ updates`` in the precision of ``updates``: ``(m, n) @ (n, d) -> (m, d)``
+    (or ``(n,) @ (n, d) -> (d,)`` for one mixture).
 
     Weighted means, nearest-neighbour mixing, bucket means, norm-bounded averages and the
-    Weiszfeld / centred-clipping steps are all one mixing matrix applied to the rows.
+    Weiszfeld / centred-clipping steps are all one mixing matrix applied to the rows. It is
+    one BLAS product over the input as it is, never a float64 copy: a mixture is a single
+    pass over ``X``, so a copy would double its cost. Float32 rows thus accumulate in float32,
+    as Flower's own ``aggregate`` does; the standard dot-product bound
+    ``|err_c| <= (n + 1) eps_32 sum_i |w_i x_ic|`` holds and is checked by test. Distances and
+    norms, where cancellation matters, keep float64 accumulation below.
     """
-    n, d = updates.shape
-    out = np.empty((weights.shape[0], d), dtype=np.float64)
-    for cols in _column_blocks(n, d):
-        out[:, cols] = weights @ updates[:, cols].astype(np.float64)
-    return out
+    return weights.astype(updates.dtype) @ updates
 
 
-def squared_distances_to(updates: Matrix, point: F64) -> F64:
+def squared_distances_to(updates: Matrix, point: NDArray[np.floating[Any]]) -> F64:
     """``||x_i - point||^2`` for every row ``i``, in float64: ``(n,)``."""
     n, d = updates.shape
     total = np.zeros(n, dtype=np.float64)
@@ -134,31 +137,38 @@ def median_of_sorted(ordered: Matrix) -> F64:
     return cast(F64, 0.5 * (ordered[n // 2 - 1].astype(np.float64) + upper))
 
 
-def window_mean(ordered: Matrix, start: NDArray[np.intp], length: int) -> F64:
-    """Per coordinate ``c``, the float64 mean of ``ordered[start[c] : start[c] + length, c]``."""
-    rank = np.arange(ordered.shape[0])[:, None]
-    inside = (rank >= start[None, :]) & (rank < start[None, :] + length)
-    total = np.sum(ordered, axis=0, where=inside, dtype=np.float64)
-    return np.asarray(total / length, dtype=np.float64)
-
-
 def closest_to_median_mean(ordered: Matrix, count: int) -> F64:
     """Per coordinate, the mean of the ``count`` values closest to the median (Bulyan, stage 2).
 
-    In sorted order the ``count`` values nearest the median ``m`` are a contiguous window
-    ``[j, j + count)``; it is the window whose farthest member is nearest:
-    ``j* = argmin_j max(|s_j - m|, |s_{j+count-1} - m|)``, ``j`` in ``[0, n - count]``. This
-    costs ``O((n - count + 1) d)`` instead of an argpartition of ``|x - m|`` over ``(n, d)``.
+    In sorted order ``s_0 <= ... <= s_{n-1}`` the ``count`` values nearest the median ``m`` are
+    a contiguous window ``[j, j + count)``: the one whose farthest member is nearest,
+    ``j* = argmin_j max(m - s_j, s_{j+count-1} - m)`` over ``j`` in ``[0, n - count]``. That
+    max equals ``max(|s_j - m|, |s_{j+count-1} - m|)`` without the absolute values: if both
+    ends lie left of ``m`` the left term is the larger and non-negative, if both lie right the
+    right one, and if they straddle ``m`` both are non-negative. The window sums slide along
+    (``S_j = S_{j-1} - s_{j-1} + s_{j+count-1}``, float64), so the whole stage is
+    ``O((n - count + 1) d)`` plus one sum of ``count`` rows, never an ``(n, d)`` mask.
     Ties (two windows equally far) take the lower window.
     """
-    n = ordered.shape[0]
+    n, d = ordered.shape
     centre = median_of_sorted(ordered)
-    best = np.full(ordered.shape[1], np.inf)
-    start = np.zeros(ordered.shape[1], dtype=np.intp)
-    # A loop over the n - count + 1 candidate windows, each step vectorised over d: np.argmin
-    # over a stacked (windows, d) array along axis 0 is strided and three times slower.
-    for j in range(n - count + 1):
-        reach = np.maximum(np.abs(ordered[j] - centre), np.abs(ordered[j + count - 1] - centre))
-        np.copyto(start, j, where=reach < best)
+    window = np.sum(ordered[:count], axis=0, dtype=np.float64)
+    best_sum = window.copy()
+    best = np.subtract(ordered[count - 1], centre)
+    np.maximum(best, np.subtract(centre, ordered[0]), out=best)
+    reach = np.empty(d, dtype=np.float64)
+    scratch = np.empty(d, dtype=np.float64)
+    better = np.empty(d, dtype=bool)
+    # A loop over the n - count windows after the first, each step vectorised over d with
+    # preallocated buffers: np.argmin over a stacked (windows, d) array along axis 0 is
+    # strided and three times slower.
+    for j in range(1, n - count + 1):
+        window += ordered[j + count - 1]
+        window -= ordered[j - 1]
+        np.subtract(ordered[j + count - 1], centre, out=reach)
+        np.maximum(reach, np.subtract(centre, ordered[j], out=scratch), out=reach)
+        np.less(reach, best, out=better)
+        np.copyto(best_sum, window, where=better)
         np.minimum(best, reach, out=best)
-    return window_mean(ordered, start, count)
+    best_sum /= count
+    return best_sum

@@ -35,7 +35,7 @@ def fedavg(updates: Updates, num_examples: Counts, *, weighted: bool = True) -> 
     Data". Bound: none (n >= 1); breakdown point 0 (one update can move it arbitrarily far).
     """
     weights = _average_weights(num_examples, weighted=weighted)
-    return _math.like(_math.mix(weights[None, :], updates)[0], updates)
+    return _math.mix(weights, updates)
 
 
 class NormBoundingParams(WeightingParams):
@@ -56,4 +56,4 @@ def norm_bounding(
     """
     weights = _average_weights(num_examples, weighted=weighted)
     factors = _math.clip_factors(_math.squared_norms(updates), max_norm)
-    return _math.like(_math.mix((weights * factors)[None, :], updates)[0], updates)
+    return _math.mix(weights * factors, updates)

@@ -31,7 +31,8 @@ Aggregate = NDArray[np.floating[Any]]
 """``(n_params,)`` aggregated update, same dtype as the input updates."""
 
 RuleFunction = Callable[..., Aggregate]
-"""``fn(updates, num_examples, **params) -> aggregate`` (``previous=`` too if stateful)."""
+"""``fn(updates, num_examples, **params) -> aggregate``; also ``previous=`` if stateful,
+``rng=`` if randomised and ``reference=`` if it scores updates against the server's own."""
 PreFunction = Callable[..., tuple[Updates, Counts]]
 """``fn(updates, num_examples, **params) -> (updates', counts')`` (``rng=`` if random)."""
 
@@ -43,6 +44,12 @@ class RuleParams(Params):
     """The bound on n as the paper states it, for error messages."""
     carries_state: ClassVar[bool] = False
     """If true the rule function takes ``previous=`` (the last aggregate, zeros at init)."""
+    uses_rng: ClassVar[bool] = False
+    """If true the rule function takes ``rng=`` (DnC's random coordinate subsets)."""
+    needs_reference: ClassVar[bool] = False
+    """If true the rule function takes ``reference=``: the server's own ``(n_params,)`` update
+    this round (FLTrust's root-dataset update), which the server computes and passes to
+    :meth:`Rule.step`."""
 
     def min_clients(self) -> int:
         """Smallest number of updates the rule's bound admits."""
@@ -77,13 +84,25 @@ class Rule(Protocol):
         """Explicit, frozen state before round 1 (``None`` for stateless rules)."""
         ...
 
+    def needs_reference(self) -> bool:
+        """Whether :meth:`step` needs ``reference=`` (the server's own update this round)."""
+        ...
+
     def step(
-        self, updates: Updates, num_examples: Counts, state: object, *, rng: np.random.Generator
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: object,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None = None,
     ) -> tuple[Aggregate, object]:
         """Aggregate one round; return the aggregate and the next state."""
         ...
 
-    def __call__(self, updates: Updates, num_examples: Counts) -> Aggregate:
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
         """One step from the initial state with ``rng=default_rng(0)``."""
         ...
 
@@ -106,6 +125,22 @@ def check_round(name: str, updates: Updates, num_examples: Counts, needed: int, 
         )
 
 
+def check_reference(name: str, reference: Aggregate | None, num_params: int) -> Aggregate:
+    """``reference`` if it is a finite ``(num_params,)`` float array, else one-line error."""
+    if reference is None:
+        raise AggregationError(
+            f"{name}: needs reference= (the server's own update this round), got none"
+        )
+    if reference.shape != (num_params,) or not np.issubdtype(reference.dtype, np.floating):
+        raise AggregationError(
+            f"{name}: reference must be a ({num_params},) float array, "
+            f"got shape {reference.shape} dtype {reference.dtype}"
+        )
+    if not np.all(np.isfinite(reference)):
+        raise AggregationError(f"{name}: reference contains NaN or Inf")
+    return reference
+
+
 def _frozen(array: NDArray[np.float64]) -> NDArray[np.float64]:
     array.setflags(write=False)
     return array
@@ -122,18 +157,31 @@ class FunctionRule:
     def min_clients(self) -> int:
         return self.params.min_clients()
 
+    def needs_reference(self) -> bool:
+        return self.params.needs_reference
+
     def init(self, num_params: int) -> object:
         if self.params.carries_state:
             return _frozen(np.zeros(num_params, dtype=np.float64))
         return None
 
     def step(
-        self, updates: Updates, num_examples: Counts, state: object, *, rng: np.random.Generator
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: object,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None = None,
     ) -> tuple[Aggregate, object]:
-        # Stateless rules are deterministic and ignore ``rng``; the protocol carries it for
-        # randomised rules and pre-aggregators so a whole chain is replayable from one seed.
+        # Deterministic rules ignore ``rng``; the protocol carries it for randomised rules and
+        # pre-aggregators so a whole chain is replayable from one seed.
         check_round(self.name, updates, num_examples, self.min_clients(), self.params.bound)
         kwargs: dict[str, Any] = dict(self.params)
+        if self.params.uses_rng:
+            kwargs["rng"] = rng
+        if self.params.needs_reference:
+            kwargs["reference"] = check_reference(self.name, reference, updates.shape[1])
         if not self.params.carries_state:
             return self.function(updates, num_examples, **kwargs), None
         if not isinstance(state, np.ndarray) or state.shape != (updates.shape[1],):
@@ -143,9 +191,13 @@ class FunctionRule:
         result = self.function(updates, num_examples, previous=state, **kwargs)
         return result, _frozen(result.astype(np.float64))
 
-    def __call__(self, updates: Updates, num_examples: Counts) -> Aggregate:
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
         state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(updates, num_examples, state, rng=np.random.default_rng(0))[0]
+        return self.step(
+            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+        )[0]
 
 
 @dataclass(frozen=True)
@@ -189,17 +241,30 @@ class Chain:
             needed = stage.min_clients(needed)
         return needed
 
+    def needs_reference(self) -> bool:
+        return self.rule.needs_reference()
+
     def init(self, num_params: int) -> object:
         return self.rule.init(num_params)
 
     def step(
-        self, updates: Updates, num_examples: Counts, state: object, *, rng: np.random.Generator
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: object,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None = None,
     ) -> tuple[Aggregate, object]:
         check_round(self.name, updates, num_examples, self.min_clients(), "strictest stage")
         for stage in self.pre:
             updates, num_examples = stage(updates, num_examples, rng=rng)
-        return self.rule.step(updates, num_examples, state, rng=rng)
+        return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)
 
-    def __call__(self, updates: Updates, num_examples: Counts) -> Aggregate:
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
         state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(updates, num_examples, state, rng=np.random.default_rng(0))[0]
+        return self.step(
+            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+        )[0]

@@ -40,17 +40,17 @@ def geometric_median(
     """
     del num_examples  # robust rules do not trust self-reported counts
     n = updates.shape[0]
-    centre = _math.mix(np.full((1, n), 1.0 / n), updates)[0]
+    centre = _math.mix(np.full(n, 1.0 / n), updates)
     distance = np.sqrt(_math.squared_distances_to(updates, centre))
     objective = float(distance.sum())
     for _ in range(max_iterations):
         inverse = 1.0 / np.maximum(distance, smoothing)
-        centre = _math.mix((inverse / inverse.sum())[None, :], updates)[0]
+        centre = _math.mix(inverse / inverse.sum(), updates)
         distance = np.sqrt(_math.squared_distances_to(updates, centre))
         previous, objective = objective, float(distance.sum())
         if abs(previous - objective) <= tolerance * objective:
             break
-    return _math.like(centre, updates)
+    return centre
 
 
 class CenteredClippingParams(RuleParams):
@@ -86,6 +86,6 @@ def centered_clipping(
     for _ in range(iterations):
         factors = _math.clip_factors(_math.squared_distances_to(updates, centre), radius)
         # v + 1/n sum c_i (x_i - v) = (1 - sum c_i / n) v + (c/n) @ X: one pass over X.
-        step = _math.mix((factors / n)[None, :], updates)[0]
+        step = _math.mix(factors / n, updates)
         centre = (1.0 - factors.sum() / n) * centre + step
     return _math.like(centre, updates)

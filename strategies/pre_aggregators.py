@@ -55,7 +55,7 @@ def nnm(
     nearest = np.argsort(distances, axis=1, kind="stable")[:, :keep]
     mixing = np.zeros((n, n))
     np.put_along_axis(mixing, nearest, 1.0 / keep, axis=1)
-    return _math.like(_math.mix(mixing, updates), updates), num_examples.copy()
+    return _math.mix(mixing, updates), num_examples.copy()
 
 
 class BucketingParams(PreParams):
@@ -91,4 +91,4 @@ def bucketing(
     mixing = np.zeros((num_buckets, n))
     mixing[buckets, order] = 1.0 / sizes[buckets]
     counts = np.bincount(buckets, weights=num_examples[order], minlength=num_buckets)
-    return _math.like(_math.mix(mixing, updates), updates), counts.astype(np.int64)
+    return _math.mix(mixing, updates), counts.astype(np.int64)

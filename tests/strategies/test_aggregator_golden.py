@@ -37,6 +37,24 @@ def test_fedavg_weighted_and_unweighted() -> None:
     np.testing.assert_allclose(agg("fedavg", x, n, weighted=False), [2.0, 3.0])
 
 
+@pytest.mark.parametrize("n", [10, 100])
+def test_float32_fedavg_within_the_dot_product_error_bound(n: int) -> None:
+    # Float32 mixtures accumulate in float32 (one BLAS pass, as Flower's aggregate does). The
+    # classic bound for a dot product of length n, plus the rounding of the weights, is
+    # |err_c| <= (n + 1) eps sum_i |w_i x_ic|; mixed signs and scales make cancellation real.
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(n, 50_000)) * 10.0 ** rng.integers(-6, 2, size=(n, 1))).astype(
+        np.float32
+    )
+    num_examples = rng.integers(1, 500, size=n)
+    out = agg("fedavg", x, num_examples)
+    assert out.dtype == np.float32
+    w = num_examples / num_examples.sum()
+    exact = w @ x.astype(np.float64)
+    bound = (n + 1) * np.finfo(np.float32).eps * (w @ np.abs(x.astype(np.float64)))
+    assert np.all(np.abs(out - exact) <= bound)
+
+
 def test_fedavg_rejects_counts_without_positive_sum() -> None:
     with pytest.raises(AggregationError, match="positive sum"):
         agg("fedavg", np.ones((2, 2)), np.array([0, 0]))
