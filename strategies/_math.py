@@ -152,7 +152,7 @@ def closest_to_median_mean(ordered: Matrix, count: int) -> F64:
     """
     n, d = ordered.shape
     centre = median_of_sorted(ordered)
-    window = np.sum(ordered[:count], axis=0, dtype=np.float64)
+    window: F64 = np.sum(ordered[:count], axis=0, dtype=np.float64)
     best_sum = window.copy()
     best = np.subtract(ordered[count - 1], centre)
     np.maximum(best, np.subtract(centre, ordered[0]), out=best)
