@@ -143,10 +143,25 @@ def check_plugins(scenario: Scenario) -> None:
             f"defense.aggregator: {chain.name} needs at least {chain.min_clients()} updates per "
             f"round, but clients_per_round gives {scenario.num_sampled}"
         )
+    _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
     if scenario.dp.enabled:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
+
+
+def _check_root_dataset(root_size: int, chain: str, needs_reference: bool) -> None:
+    """A rule scored against the server's own update needs a root dataset; others must not."""
+    if needs_reference and root_size == 0:
+        raise ConfigError(
+            f"defense.root_size: got 0; {chain} scores updates against the server's update on "
+            "its clean root dataset: set defense.root_size >= 1 (Cao et al. use 100)"
+        )
+    if root_size and not needs_reference:
+        raise ConfigError(
+            f"defense.root_size: got {root_size}; {chain} does not use a server root dataset "
+            "(only fltrust does): remove the field"
+        )
 
 
 def _check_central_dp(scenario: Scenario) -> None:

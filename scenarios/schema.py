@@ -72,6 +72,10 @@ class DefenseSpec(_Section):
     aggregator: str = "fedavg"
     params: dict[str, Any] = Field(default_factory=dict)
     pre: tuple[PreAggregatorSpec, ...] = ()
+    root_size: int = Field(0, ge=0, le=100_000)
+    """Examples in the server's clean root dataset (FLTrust; Cao et al. use 100), drawn with the
+    seed from the training split. Required by, and only allowed with, a rule that scores
+    updates against the server's own update."""
 
 
 class AttackSpec(_Section):

@@ -16,8 +16,9 @@ never receives it nor any client's malicious status.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,16 +34,13 @@ from server.integrity.digest import digest_arrays
 from server.integrity.keys import client_key
 from server.integrity.signing import sign_reply
 from server.replies import ClientReply
-
-Aggregate = Callable[[NDArray[np.floating[Any]], NDArray[np.int64]], NDArray[np.floating[Any]]]
+from strategies.base import Rule
 
 
 class Adversary:
     """Collusion and wire tampering for one run (stateful only in what the wire recorded)."""
 
-    def __init__(
-        self, scenario: Scenario, *, malicious: frozenset[int], aggregate: Aggregate
-    ) -> None:
+    def __init__(self, scenario: Scenario, *, malicious: frozenset[int], aggregate: Rule) -> None:
         self.scenario = scenario
         self.malicious = malicious
         self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
@@ -111,8 +109,14 @@ class Adversary:
         server_round: int,
         replies: Sequence[ClientReply],
         global_arrays: list[NDArray[np.float32]],
+        *,
+        reference: NDArray[np.float32] | None = None,
     ) -> list[ClientReply]:
-        """Replace the malicious replies of the round with forged, re-signed updates."""
+        """Replace the malicious replies of the round with forged, re-signed updates.
+
+        ``reference`` is the server's own update of the round for rules that need one
+        (FLTrust): the omniscient adversary knows it, as in Cao et al.'s adaptive attack.
+        """
         attack = self.attack
         if not isinstance(attack, CollusionAttack) or not self.active(server_round):
             return list(replies)
@@ -125,7 +129,11 @@ class Adversary:
         honest = stack_deltas([replies[i].arrays for i in good], global_arrays)
         honest_counts = np.array([replies[i].num_examples for i in good], dtype=np.int64)
         # The structural threat model: only an omniscient attack is handed the aggregator.
-        aggregator = self._aggregate if attack.threat_model is ThreatModel.OMNISCIENT else None
+        aggregator = (
+            partial(self._aggregate, reference=reference)
+            if attack.threat_model is ThreatModel.OMNISCIENT
+            else None
+        )
         forged = attack.forge(
             honest,
             num_malicious=len(bad),

@@ -33,6 +33,7 @@ from server.handshake import discover_partitions
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
+from server.root_reference import RootReference
 from server.run_log import RunLog
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
@@ -111,6 +112,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         chain=chain,
         adversary=Adversary(scenario, malicious=malicious, aggregate=chain),
         guard=guard,
+        root=RootReference(scenario, dataset) if chain.needs_reference() else None,
     )
     if guard is not None:
         weights = guard.start(weights)

@@ -8,6 +8,10 @@ server side:
             -> stack deltas once -> shuffle with the seed -> aggregation chain -> unflatten once
             -> (watermark) -> ledger
 
+A rule that scores updates against the server's own (FLTrust) gets that reference update from
+the server's root dataset, computed before the adversary acts (an omniscient adversary runs the
+deployed rule with it).
+
 The aggregation chain is a pure function of the stacked deltas and example counts; it never
 receives client identities. When too few updates survive for the chain's bound, the round is
 skipped (the global model is kept) and the reason is recorded in ``metrics.jsonl``: one policy
@@ -34,6 +38,7 @@ from scenarios.schema import Scenario
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
 from server.replies import ClientReply, decode_reply
+from server.root_reference import RootReference
 from strategies.base import Rule
 
 
@@ -68,6 +73,7 @@ class FedshieldStrategy(FedAvg):
         chain: Rule,
         adversary: Adversary,
         guard: IntegrityGuard | None,
+        root: RootReference | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -80,6 +86,7 @@ class FedshieldStrategy(FedAvg):
         self.chain = chain
         self.adversary = adversary
         self.guard = guard
+        self.root = root
         self.chain_state = chain.init(num_params)
         self.reports: dict[int, RoundReport] = {}
         self._global: list[NDArray[np.float32]] = []
@@ -139,7 +146,12 @@ class FedshieldStrategy(FedAvg):
         if arrived:
             report.train_loss = float(np.nanmean([r.train_loss for r in arrived]))
 
-        arrived = self.adversary.collude(server_round, arrived, self._global)
+        reference = (
+            self.root.update(server_round, self._global)
+            if self.root is not None and self.chain.needs_reference()
+            else None
+        )
+        arrived = self.adversary.collude(server_round, arrived, self._global, reference=reference)
         arrived = self.adversary.uplink(server_round, arrived)
         if self.guard is not None:
             verdict = self.guard.check(server_round, arrived, self._global, refused=report.refused)
@@ -150,13 +162,17 @@ class FedshieldStrategy(FedAvg):
             )
         report.accepted = [r.partition_id for r in arrived]
 
-        new_global = self._aggregate(server_round, arrived, report)
+        new_global = self._aggregate(server_round, arrived, report, reference)
         if self.guard is not None:
             new_global = self.guard.after_aggregation(server_round, new_global)
         return ArrayRecord(new_global), MetricRecord({"train-loss": report.train_loss})
 
     def _aggregate(
-        self, server_round: int, replies: list[ClientReply], report: RoundReport
+        self,
+        server_round: int,
+        replies: list[ClientReply],
+        report: RoundReport,
+        reference: NDArray[np.float32] | None,
     ) -> list[NDArray[np.float32]]:
         if not replies:
             report.skipped = "no update was accepted"
@@ -173,6 +189,7 @@ class FedshieldStrategy(FedAvg):
                 counts,
                 self.chain_state,
                 rng=derive_rng(self.scenario.seed, "aggregate", server_round),
+                reference=reference,
             )
         except AggregationError as err:
             report.skipped = str(err)

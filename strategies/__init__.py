@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from strategies import averaging, coordinatewise, iterative, pre_aggregators, selection
+from strategies import averaging, coordinatewise, iterative, pre_aggregators, selection, trust
 from strategies.base import (
     Aggregate,
     Chain,
@@ -43,6 +43,7 @@ __all__ = [
     "iterative",
     "pre_aggregators",
     "selection",
+    "trust",
 ]
 
 

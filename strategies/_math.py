@@ -61,6 +61,15 @@ def squared_distances_to(updates: Matrix, point: NDArray[np.floating[Any]]) -> F
     return total
 
 
+def inner_products(updates: Matrix, vector: NDArray[np.floating[Any]]) -> F64:
+    """``<x_i, v>`` for every row ``i``, accumulated in float64: ``(n,)``."""
+    n, d = updates.shape
+    total = np.zeros(n, dtype=np.float64)
+    for cols in _column_blocks(n, d):
+        total += updates[:, cols].astype(np.float64) @ vector[cols].astype(np.float64)
+    return total
+
+
 def squared_norms(updates: Matrix) -> F64:
     """``||x_i||^2`` for every row, in float64: ``(n,)``."""
     return squared_distances_to(updates, np.zeros(updates.shape[1], dtype=np.float64))

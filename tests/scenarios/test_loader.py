@@ -107,6 +107,19 @@ def test_aggregator_bound_checked_against_clients_per_round() -> None:
     assert "7" in message and "6" in message
 
 
+def test_root_dataset_is_required_by_fltrust_and_refused_elsewhere() -> None:
+    message = _error({**MINIMAL, "defense": {"aggregator": "fltrust"}})
+    assert message.startswith("defense.root_size: got 0; fltrust ")
+    message = _error({**MINIMAL, "defense": {"aggregator": "median", "root_size": 50}})
+    assert message.startswith("defense.root_size: got 50; median does not use")
+    message = _error({**MINIMAL, "defense": {"aggregator": "fltrust", "root_size": -1}})
+    assert message.startswith("defense.root_size: got -1; ")
+    scenario = validate_document(
+        {**MINIMAL, "defense": {"aggregator": "fltrust", "root_size": 100}}
+    )
+    assert scenario.defense.root_size == 100
+
+
 def test_attack_without_malicious_clients_is_refused() -> None:
     message = _error({**MINIMAL, "attack": {"type": "sign_flip", "malicious": 0}})
     assert message.startswith("attack.malicious: got 0; ")

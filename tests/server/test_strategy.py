@@ -38,7 +38,7 @@ def _aggregate(
 ) -> tuple[list[np.ndarray], RoundReport]:
     strategy._global = [a.copy() for a in BASE]
     report = RoundReport(server_round=1, started=0.0)
-    return strategy._aggregate(1, replies, report), report
+    return strategy._aggregate(1, replies, report, None), report
 
 
 def test_weighted_fedavg_of_the_deltas_is_added_to_the_global_model() -> None:
