@@ -134,6 +134,10 @@ def benches(n: int) -> list[Bench]:
         ),
         Bench("geometric_median", "geometric_median", {}),
         Bench("centered_clipping L=3", "centered_clipping", {"radius": 1.0, "iterations": 3}),
+        # DnC and SignGuard: not in Flower 1.23
+        Bench(f"dnc f={f}", "dnc", {"num_byzantine": f}),
+        Bench("signguard", "signguard", {}),
+        Bench("fltrust", "fltrust", {}),  # not in Flower 1.23 either
         Bench(
             f"nnm+krum f={f}", "krum", {"num_byzantine": f}, pre=(("nnm", {"num_byzantine": f}),)
         ),
@@ -203,8 +207,9 @@ def stack_replies(msgs: list[Message]) -> Array:
     )
 
 
-def apply(rule: strategies.Rule, args: tuple[Array, Array]) -> Array:
-    return rule(*args)
+def apply(rule: strategies.Rule, args: tuple[Array, Array, Array | None]) -> Array:
+    updates, counts, reference = args
+    return rule(updates, counts, reference=reference)
 
 
 def agree(ours: Array, theirs: Array) -> str:
@@ -260,8 +265,11 @@ def rows(sizes: list[int], dims: list[int], cap: float, repeats: int) -> Iterato
                 has_flower = (bench.legacy, bench.message, bench.helpers) != (None, None, None)
                 # Flower's Multi-Krum weights by counts and ours does not: equal counts agree
                 counts = equal_counts if has_flower else num_examples
+                # FLTrust's server update (TF training on the root set, not aggregation work):
+                # the mean update stands in for it, computed outside the timing.
+                reference = updates.mean(axis=0) if rule.needs_reference() else None
                 mine, ours = best_of(
-                    partial(tuple, (updates, counts)), partial(apply, rule), repeats
+                    partial(tuple, (updates, counts, reference)), partial(apply, rule), repeats
                 )
                 line = f"  {bench.label:28s} ours {mine:8.3f} s"
                 for impl in flower_impls(bench, updates, counts):

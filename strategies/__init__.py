@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from strategies import averaging, coordinatewise, iterative, pre_aggregators, selection, trust
+from strategies import (
+    averaging,
+    coordinatewise,
+    filtering,
+    iterative,
+    pre_aggregators,
+    selection,
+    trust,
+)
 from strategies.base import (
     Aggregate,
     Chain,
@@ -40,6 +48,7 @@ __all__ = [
     "get_pre_aggregator",
     "averaging",
     "coordinatewise",
+    "filtering",
     "iterative",
     "pre_aggregators",
     "selection",

@@ -92,14 +92,7 @@ def pairwise_squared_distances(updates: Matrix) -> F64:
     common component equally well (distances are translation invariant), and the mean would
     cost one more pass over ``X`` (a fifth of the total at n = 50, d = 1e6).
     """
-    n, d = updates.shape
-    centre = updates[0].astype(np.float64)
-    gram = np.zeros((n, n), dtype=np.float64)
-    buffer = np.empty((n, next(_column_blocks(n, d)).stop), dtype=np.float64)
-    for cols in _column_blocks(n, d):
-        block = buffer[:, : cols.stop - cols.start]
-        np.subtract(updates[:, cols], centre[cols], out=block)  # casts to float64 on the fly
-        gram += block @ block.T
+    gram = centred_gram(updates, on_mean=False)
     sq = np.diag(gram)
     dist = sq[:, None] + sq[None, :] - 2.0 * gram
     np.maximum(dist, 0.0, out=dist)  # rounding can leave tiny negatives
@@ -181,3 +174,29 @@ def closest_to_median_mean(ordered: Matrix, count: int) -> F64:
         np.minimum(best, reach, out=best)
     best_sum /= count
     return best_sum
+
+
+def centred_gram(updates: Matrix, *, on_mean: bool = True) -> F64:
+    """``G = (X - c)(X - c)^T`` in float64: ``(n, n)``, ``c`` the mean row (``on_mean``) or the
+    first row.
+
+    ``X`` is read once in column blocks, without a float64 copy; with ``on_mean`` every block is
+    centred on its own column means. DnC's top right singular vector of ``X - mu`` is the top
+    eigenvector of the ``d x d`` matrix ``(X - mu)^T (X - mu)``; this ``n x n`` Gram matrix has
+    the same top eigenvalue and gives the projections directly (see ``filtering.dnc``).
+    Distances need only some point of the cloud as centre (:func:`pairwise_squared_distances`),
+    and the first row saves the pass that computes the means.
+    """
+    n, d = updates.shape
+    first = None if on_mean else updates[0].astype(np.float64)
+    gram = np.zeros((n, n), dtype=np.float64)
+    buffer = np.empty((n, next(_column_blocks(n, d)).stop), dtype=np.float64)
+    for cols in _column_blocks(n, d):
+        block = buffer[:, : cols.stop - cols.start]
+        if first is None:
+            np.copyto(block, updates[:, cols])  # casts to float64 on the fly
+            block -= block.mean(axis=0)
+        else:
+            np.subtract(updates[:, cols], first[cols], out=block)
+        gram += block @ block.T
+    return gram

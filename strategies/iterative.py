@@ -36,7 +36,9 @@ def geometric_median(
 
     Pillutla, Kakade, Harchaoui 2022, "Robust Aggregation for Federated Learning" (RFA), with
     equal weights alpha_i = 1/n (example counts are self-reported, so ignored). Bound: none
-    (n >= 1); breakdown point 1/2 (f < n/2).
+    (n >= 1); breakdown point 1/2 (f < n/2). When the median is a data point, where Weiszfeld
+    converges only sublinearly, that point is returned exactly: the data point nearest the
+    last iterate is checked with Vardi & Zhang's (2000) optimality test.
     """
     del num_examples  # robust rules do not trust self-reported counts
     n = updates.shape[0]
@@ -50,7 +52,26 @@ def geometric_median(
         previous, objective = objective, float(distance.sum())
         if abs(previous - objective) <= tolerance * objective:
             break
+    vertex = int(np.argmin(distance))
+    if _is_geometric_median(updates, vertex):
+        return updates[vertex].copy()
     return centre
+
+
+def _is_geometric_median(updates: Updates, k: int) -> bool:
+    """Whether data point ``x_k`` is the exact geometric median (Vardi & Zhang 2000).
+
+    With equal weights, ``x_k`` minimises ``sum_i ||v - x_i||`` iff
+    ``||sum_{i: x_i != x_k} (x_k - x_i) / ||x_k - x_i|| || <= #{i: x_i = x_k}``. Weiszfeld's
+    iteration converges only sublinearly to such a vertex (the step towards it shrinks with
+    the distance), so it is tested once at the data point nearest the final iterate.
+    """
+    to_vertex = np.sqrt(_math.squared_distances_to(updates, updates[k]))
+    away = to_vertex > 0.0
+    inverse = np.where(away, 1.0 / np.where(away, to_vertex, 1.0), 0.0)
+    # sum_i c_i (x_k - x_i) = (sum_i c_i) x_k - sum_i c_i x_i, one pass over the rows
+    pull = inverse.sum() * updates[k].astype(np.float64) - _math.mix(inverse, updates)
+    return bool(np.linalg.norm(pull) <= np.count_nonzero(~away))
 
 
 class CenteredClippingParams(RuleParams):

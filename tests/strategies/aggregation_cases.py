@@ -33,7 +33,55 @@ class Case:
         return "+".join([p for p, _ in self.pre] + [self.name])
 
     def build(self) -> Rule:
-        return strategies.build_chain(self.name, self.params, self.pre)
+        rule = strategies.build_chain(self.name, self.params, self.pre)
+        return MeanAsReference(rule) if rule.needs_reference() else rule
+
+
+@dataclass(frozen=True)
+class MeanAsReference:
+    """A rule that needs the server's own update (FLTrust), run with the mean of the updates
+    as that update when none is given: what a server whose root data look like the clients'
+    would compute. Lets the registry-wide contract tests call it like any other rule."""
+
+    rule: Rule
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    def min_clients(self) -> int:
+        return self.rule.min_clients()
+
+    def needs_reference(self) -> bool:
+        return True
+
+    def init(self, num_params: int) -> object:
+        return self.rule.init(num_params)
+
+    def step(
+        self,
+        updates: NDArray[np.floating[Any]],
+        num_examples: NDArray[np.int64],
+        state: object,
+        *,
+        rng: np.random.Generator,
+        reference: NDArray[np.floating[Any]] | None = None,
+    ) -> tuple[NDArray[np.floating[Any]], object]:
+        if reference is None and updates.ndim == 2:
+            reference = updates.mean(axis=0)
+        return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)
+
+    def __call__(
+        self,
+        updates: NDArray[np.floating[Any]],
+        num_examples: NDArray[np.int64],
+        *,
+        reference: NDArray[np.floating[Any]] | None = None,
+    ) -> NDArray[np.floating[Any]]:
+        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
+        return self.step(
+            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+        )[0]
 
 
 F = {"num_byzantine": NUM_BYZANTINE}
@@ -48,10 +96,18 @@ RULE_CASES = [
     Case("bulyan", F),
     Case("geometric_median"),
     Case("centered_clipping", {"radius": 1.0, "iterations": 3}),
+    Case("dnc", F),  # b = 10,000 >= d: one iteration on all coordinates
+    # b < d: three iterations on random coordinate subsets. The draws depend on d only, never
+    # on the client order, so DnC and SignGuard stay permutation invariant for a given rng.
+    Case("dnc", {**F, "subsample_dim": 3, "num_iterations": 3}),
+    Case("signguard"),
+    Case("signguard", {"selection_fraction": 0.5, "lower_bound": 0.5, "upper_bound": 2.0}),
+    Case("fltrust"),  # the updates' mean stands in for the server's root-data update
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
     Case("median", pre=[("clip", {"max_norm": 1.0})]),
+    Case("fltrust", pre=[("nnm", F)]),
     Case(
         "trimmed_mean",
         {"num_trimmed": 1},
