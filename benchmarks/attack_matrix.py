@@ -138,8 +138,10 @@ def render(
 ) -> str:
     """The results file: one line per cell, then final accuracy (and ASR) pivots, seed means."""
     lines = [header, ""]
-    lines.append(f"{'attack':<11} {'defense':<17} {'seed':>5} {'final_acc':>9} {'best_acc':>9} "
-                 f"{'final_asr':>9} {'max_asr':>9} {'seconds':>8}")
+    lines.append(
+        f"{'attack':<11} {'defense':<17} {'seed':>5} {'final_acc':>9} {'best_acc':>9} "
+        f"{'final_asr':>9} {'max_asr':>9} {'seconds':>8}"
+    )
     for c in cells:
         lines.append(
             f"{c.attack:<11} {c.defense:<17} {c.seed:>5} {_fmt(c.final_accuracy):>9} "
@@ -152,8 +154,12 @@ def render(
         for attack in attacks:
             row = f"{attack:<11}"
             for defense in defenses:
-                got = [v for c in cells if c.attack == attack and c.defense == defense
-                       if (v := value(c)) is not None]
+                got = [
+                    v
+                    for c in cells
+                    if c.attack == attack and c.defense == defense
+                    if (v := value(c)) is not None
+                ]
                 row += f" {(_fmt(statistics.fmean(got)) if got else '-'):>17}"
             lines.append(row)
 
@@ -165,23 +171,31 @@ def render(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--attacks", nargs="+", default=list(MAIN_ATTACKS),
-                        choices=[CLEAN, *ATTACK_SCENARIOS])
-    parser.add_argument("--defenses", nargs="+", default=list(MAIN_DEFENSES),
-                        choices=list(DEFENSES))
+    parser.add_argument(
+        "--attacks", nargs="+", default=list(MAIN_ATTACKS), choices=[CLEAN, *ATTACK_SCENARIOS]
+    )
+    parser.add_argument(
+        "--defenses", nargs="+", default=list(MAIN_DEFENSES), choices=list(DEFENSES)
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--rounds", type=int, default=None, help="override every scenario's rounds")
-    parser.add_argument("--clean-base", default="attack_sign_flip",
-                        help="scenario whose federation the clean row uses (attack removed)")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "attack_matrix.txt")
+    parser.add_argument(
+        "--clean-base",
+        default="attack_sign_flip",
+        help="scenario whose federation the clean row uses (attack removed)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "attack_matrix.txt"
+    )
     args = parser.parse_args(argv)
     command = " ".join(sys.argv[1:] if argv is None else argv) or "(defaults)"
 
     # Validate every cell before the first simulation starts: a typo fails in seconds.
     plan: list[tuple[str, str, Scenario]] = [
         (a, d, cell_scenario(a, d, seed=s, rounds=args.rounds, clean_base=args.clean_base))
-        for s in args.seeds for a in args.attacks for d in args.defenses
+        for s in args.seeds
+        for a in args.attacks
+        for d in args.defenses
     ]
     sources = ", ".join(f"{a}={ATTACK_SCENARIOS.get(a, args.clean_base)}" for a in args.attacks)
     header = (
@@ -194,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for attack, defense, scenario in plan:
         cell = run_cell(scenario, attack, defense)
         cells.append(cell)
-        print(f"{attack:<11} {defense:<17} seed {cell.seed}: final {cell.final_accuracy:.4f} "
-              f"best {cell.best_accuracy:.4f} asr {_fmt(cell.final_asr)} ({cell.seconds:.0f}s)",
-              flush=True)
+        print(
+            f"{attack:<11} {defense:<17} seed {cell.seed}: final {cell.final_accuracy:.4f} "
+            f"best {cell.best_accuracy:.4f} asr {_fmt(cell.final_asr)} ({cell.seconds:.0f}s)",
+            flush=True,
+        )
         atomic_write_text(args.out, render(cells, header, args.attacks, args.defenses))
     print(f"wrote {args.out}")
     return 0

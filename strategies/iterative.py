@@ -54,7 +54,7 @@ def geometric_median(
             break
     vertex = int(np.argmin(distance))
     if _is_geometric_median(updates, vertex):
-        return updates[vertex].copy()
+        return _math.like(updates[vertex], updates)  # astype copies: the caller owns it
     return centre
 
 
