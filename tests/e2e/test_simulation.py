@@ -46,3 +46,21 @@ def test_same_scenario_and_seed_give_identical_metrics(tmp_path: Path) -> None:
     assert set(summary["package_versions"]) >= {"flwr", "tensorflow", "ray", "numpy"}
     assert (first / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((first / "scenario.json").read_text())["seed"] == 42
+
+
+def test_fltrust_trains_through_a_sign_flipping_client(tmp_path: Path) -> None:
+    # One of three clients sends -4x its update. FLTrust's server trains on its own root set
+    # each round (server/root_reference.py) and gives the flipped update trust 0. Without the
+    # root update wired through, every round would be skipped and accuracy would not move.
+    run_dir = _run(
+        tmp_path,
+        'defense.aggregator="fltrust"',
+        "defense.root_size=200",
+        'attack.type="sign_flip"',
+        "attack.params={scale=4.0}",
+        "attack.malicious=1",
+    )
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert all(r.get("skipped") is None for r in rows[1:])
+    assert rows[-1]["accuracy"] > rows[0]["accuracy"] + 0.2
