@@ -13,6 +13,7 @@ it, :meth:`Rule.step` takes it and returns the next one, frozen, so a run can be
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -146,8 +147,37 @@ def _frozen(array: NDArray[np.float64]) -> NDArray[np.float64]:
     return array
 
 
+class OneStepCall(ABC):
+    """``__call__`` as one :meth:`step` from :meth:`init` with ``rng=default_rng(0)``: the
+    one-round convenience every :class:`Rule` implementation shares."""
+
+    @abstractmethod
+    def init(self, num_params: int) -> object:
+        """Explicit, frozen state before round 1."""
+
+    @abstractmethod
+    def step(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: object,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None = None,
+    ) -> tuple[Aggregate, object]:
+        """Aggregate one round; return the aggregate and the next state."""
+
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
+        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
+        return self.step(
+            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+        )[0]
+
+
 @dataclass(frozen=True)
-class FunctionRule:
+class FunctionRule(OneStepCall):
     """A registered pure rule function bound to its validated parameters (implements Rule)."""
 
     name: str
@@ -191,14 +221,6 @@ class FunctionRule:
         result = self.function(updates, num_examples, previous=state, **kwargs)
         return result, _frozen(result.astype(np.float64))
 
-    def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
-    ) -> Aggregate:
-        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(
-            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
-        )[0]
-
 
 @dataclass(frozen=True)
 class FunctionPreAggregator:
@@ -223,7 +245,7 @@ class FunctionPreAggregator:
 
 
 @dataclass(frozen=True)
-class Chain:
+class Chain(OneStepCall):
     """Pre-aggregators applied in order, then a rule (implements Rule).
 
     ``min_clients`` is the strictest bound of the chain, computed backwards: the rule needs
@@ -260,11 +282,3 @@ class Chain:
         for stage in self.pre:
             updates, num_examples = stage(updates, num_examples, rng=rng)
         return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)
-
-    def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
-    ) -> Aggregate:
-        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(
-            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
-        )[0]

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import strategies
-from strategies.base import Rule
+from strategies.base import OneStepCall, Rule
 
 NUM_BYZANTINE = 2
 
@@ -38,7 +38,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class MeanAsReference:
+class MeanAsReference(OneStepCall):
     """A rule that needs the server's own update (FLTrust), run with the mean of the updates
     as that update when none is given: what a server whose root data look like the clients'
     would compute. Lets the registry-wide contract tests call it like any other rule."""
@@ -70,18 +70,6 @@ class MeanAsReference:
         if reference is None and updates.ndim == 2:
             reference = updates.mean(axis=0)
         return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)
-
-    def __call__(
-        self,
-        updates: NDArray[np.floating[Any]],
-        num_examples: NDArray[np.int64],
-        *,
-        reference: NDArray[np.floating[Any]] | None = None,
-    ) -> NDArray[np.floating[Any]]:
-        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(
-            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
-        )[0]
 
 
 F = {"num_byzantine": NUM_BYZANTINE}
