@@ -160,3 +160,21 @@ def test_repeated_krum_and_one_shot_multi_krum_bulyan_differ() -> None:
     # El Mhamdi et al.'s repeated Krum and Flower's one-shot Multi-Krum pick different sets on
     # most random inputs; the count is pinned so a change in either definition shows up here
     assert differ == 17
+
+
+@settings(max_examples=40, deadline=None)
+@given(inputs(), st.integers(0, 2**32 - 1))
+def test_weighted_fedavg_matches_legacy_aggregate_in_float32(
+    case: tuple[Vec, int], seed: int
+) -> None:
+    # Both sides accumulate float32 rows in float32 (ours in one BLAS call, Flower's as a sum of
+    # per-client products), so they agree to float32 rounding, not bitwise.
+    x32 = case[0].astype(np.float32)
+    counts = np.random.default_rng(seed).integers(1, 1000, size=len(x32)).astype(np.int64)
+    flower = legacy.aggregate([([row.copy()], int(c)) for row, c in zip(x32, counts, strict=True)])
+    ours = strategies.get_aggregator("fedavg")(x32, counts)
+    assert ours.dtype == flower[0].dtype == np.float32
+    # each side is within (n + 2) eps sum_i w_i |x_i| of the exact weighted mean
+    w = counts / counts.sum()
+    bound = 2 * (len(x32) + 2) * np.finfo(np.float32).eps * (w @ np.abs(x32.astype(np.float64)))
+    assert np.all(np.abs(ours.astype(np.float64) - flower[0]) <= bound)
