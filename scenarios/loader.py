@@ -144,6 +144,11 @@ def check_plugins(scenario: Scenario) -> None:
             f"round, but clients_per_round gives {scenario.num_sampled}"
         )
     _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
+    if scenario.defense.root_size:
+        from clients.data import dataset_of
+        from server.root_reference import root_indices
+
+        root_indices(scenario, dataset_of(scenario))  # the split must hold the root set
     if scenario.dp.enabled:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":

@@ -22,6 +22,7 @@ from attacks import get_attack
 from attacks.base import DataAttack
 from clients.data import dataset_of, malicious_clients, partitions_of
 from fedshield.datasets import Dataset
+from fedshield.errors import FedshieldError
 from fedshield.models import build_model
 from fedshield.partitioners import partition_hash
 from fedshield.seeding import derive_seed
@@ -189,6 +190,10 @@ def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> 
         del context  # the scenario is the configuration; run_config is not used
         try:
             outcome.summary = serve(grid, scenario, run_dir, outcome)
+        except FedshieldError as err:
+            # A one-line user error: the caller prints it; re-raising would only add the server
+            # thread's traceback on stderr. Returning ends the simulation as a finished run does.
+            outcome.error = err
         except BaseException as err:  # keep the real error for the caller, then let Flower stop
             outcome.error = err
             raise

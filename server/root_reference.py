@@ -24,20 +24,28 @@ from fedshield.seeding import derive_rng, derive_seed
 from scenarios.schema import Scenario
 
 
+def root_indices(scenario: Scenario, dataset: Dataset) -> NDArray[np.int64]:
+    """The sorted training-split indices of the root set, drawn with the scenario seed.
+
+    Raises a one-line :class:`ConfigError` if the split is smaller than ``defense.root_size``
+    (the scenario validator calls this too, so the error comes before Ray starts).
+    """
+    size, available = scenario.defense.root_size, len(dataset.y_train)
+    if size > available:
+        raise ConfigError(
+            f"defense.root_size: got {size}; the {dataset.name} training split has only "
+            f"{available} examples"
+        )
+    chosen = derive_rng(scenario.seed, "root").choice(available, size=size, replace=False)
+    return np.sort(chosen).astype(np.int64)
+
+
 class RootReference:
     """The root dataset and the compiled model that turns a global model into ``g_0``."""
 
     def __init__(self, scenario: Scenario, dataset: Dataset) -> None:
-        size = scenario.defense.root_size
-        available = len(dataset.y_train)
-        if size > available:
-            raise ConfigError(
-                f"defense.root_size: got {size}; the {dataset.name} training split has only "
-                f"{available} examples"
-            )
         self.scenario = scenario
-        chosen = derive_rng(scenario.seed, "root").choice(available, size=size, replace=False)
-        self.indices = np.sort(chosen)
+        self.indices = root_indices(scenario, dataset)
         self.x = dataset.x_train[self.indices]
         self.y = dataset.y_train[self.indices]
         self.model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=False)

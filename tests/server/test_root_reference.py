@@ -15,7 +15,7 @@ from fedshield.models import build_model
 from scenarios.loader import load_scenario
 from server.adversary import Adversary
 from server.app import initial_weights
-from server.root_reference import RootReference
+from server.root_reference import RootReference, root_indices
 from server.strategy import FedshieldStrategy, RoundReport
 from strategies import build_chain
 
@@ -54,10 +54,14 @@ def test_reference_update_is_reproducible_and_descends_the_root_loss() -> None:
     assert _root_loss(root, trained) < 0.9 * _root_loss(root, WEIGHTS)
 
 
-def test_a_root_set_larger_than_the_training_split_is_a_config_error() -> None:
-    big = load_scenario("quickstart", ['defense.aggregator="fltrust"', "defense.root_size=5000"])
-    with pytest.raises(ConfigError, match=r"^defense.root_size: got 5000; the digits training"):
-        RootReference(big, DATASET)
+def test_a_root_set_larger_than_the_training_split_is_refused_before_any_run() -> None:
+    message = r"^defense.root_size: got 5000; the digits training split has only 1437 examples$"
+    with pytest.raises(ConfigError, match=message):
+        load_scenario("quickstart", ['defense.aggregator="fltrust"', "defense.root_size=5000"])
+    # the draw itself refuses it too, for a Scenario built without the validator
+    defense = SCENARIO.defense.model_copy(update={"root_size": 5000})
+    with pytest.raises(ConfigError, match=message):
+        root_indices(SCENARIO.model_copy(update={"defense": defense}), DATASET)
 
 
 def _reply(partition_id: int, weights: list[np.ndarray]) -> Message:
