@@ -24,7 +24,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy fedshield server clients strategies attacks scenarios
+	$(BIN)/lint-imports
+	$(BIN)/mypy common fedshield server clients strategies attacks scenarios
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from attacks.base import Aggregator, Counts, Updates
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 F64 = NDArray[np.float64]
 ZFormula = Literal["baruch", "blades"]

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from fedshield.registry import NoParams, Params
+from common.registry import NoParams, Params
 
 Images = NDArray[np.float32]
 """``(N, H, W, C)`` images in [0, 1]."""

@@ -26,8 +26,8 @@ from attacks._maths import (
 )
 from attacks.base import Aggregator, CollusionAttack, Counts, Updates
 from attacks.registry import register_attack
-from fedshield.errors import ConfigError
-from fedshield.registry import Params
+from common.errors import ConfigError
+from common.registry import Params
 
 
 def alie_vector(honest: Updates, z: float) -> F64:

@@ -16,8 +16,8 @@ from pydantic import Field, ValidationInfo, field_validator
 from attacks._maths import choose_indices, exact_count
 from attacks.base import DataAttack, Images, Labels, PoisonedData
 from attacks.registry import register_attack
-from fedshield.errors import ConfigError
-from fedshield.registry import Params
+from common.errors import ConfigError
+from common.registry import Params
 
 
 def _check_class(field: str, value: int, num_classes: int) -> None:

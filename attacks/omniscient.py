@@ -26,7 +26,7 @@ from attacks._maths import (
 from attacks.base import Aggregator, CollusionAttack, Counts, ThreatModel, Updates
 from attacks.collusion import alie_vector, ipm_vector
 from attacks.registry import register_attack
-from fedshield.registry import Params
+from common.registry import Params
 
 
 class FangParams(Params):

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from attacks.base import Attack
-from fedshield.registry import NoParams, Registry
+from common.registry import NoParams, Registry
 
 ATTACKS: Registry[type[Attack[Any]]] = Registry("attack")
 """name -> Entry; ``Entry.target`` is the attack class, tags ``kind`` and ``threat_model``."""
@@ -31,7 +31,7 @@ def register_attack(name: str, params: type[BaseModel] = NoParams) -> Callable[[
 def get_attack(name: str, *, where: str = "attack.params", **params: Any) -> Attack[Any]:
     """The attack ``name`` built from validated ``params``.
 
-    Raises :class:`~fedshield.errors.ConfigError` naming ``where.<field>`` for a bad parameter,
+    Raises :class:`~common.errors.ConfigError` naming ``where.<field>`` for a bad parameter,
     or listing the valid names for an unknown attack.
     """
     parsed = ATTACKS.parse_params(name, params, where=where)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from attacks.base import TransitAttack, TransitParams
 from attacks.registry import register_attack
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 Message = list[NDArray[np.float32]]
 

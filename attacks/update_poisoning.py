@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from attacks._maths import exact_count, round_half_up
 from attacks.base import UpdateAttack, Vector
 from attacks.registry import register_attack
-from fedshield.registry import NoParams, Params
+from common.registry import NoParams, Params
 
 
 class SignFlipParams(Params):

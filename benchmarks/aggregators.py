@@ -41,7 +41,7 @@ from flwr.serverapp.strategy.bulyan import aggregate_n_closest_weights  # noqa: 
 from flwr.serverapp.strategy.multikrum import select_multikrum  # noqa: E402
 
 import strategies  # noqa: E402
-from fedshield.results import atomic_write_text  # noqa: E402
+from common.results import atomic_write_text  # noqa: E402
 
 FLOWER_LOGGER.setLevel(logging.WARNING)
 Array = np.ndarray[Any, Any]

@@ -35,11 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from attacks.schedule import malicious_count  # noqa: E402
-from fedshield.results import atomic_write_text, read_jsonl  # noqa: E402
+from common.attack_schedule import malicious_count  # noqa: E402
+from common.results import atomic_write_text, read_jsonl  # noqa: E402
+from common.schema import Scenario  # noqa: E402
 from fedshield.runner import run_scenario  # noqa: E402
 from scenarios.loader import load_scenario  # noqa: E402
-from scenarios.schema import Scenario  # noqa: E402
 
 CLEAN = "none"
 # Attack name -> shipped scenario. The clean row is --clean-base with its attack removed; every

@@ -1,11 +1,11 @@
 """Seconds per local epoch: plain training versus the DP-SGD path, for every built-in model.
 
-One epoch is the client loop of ``clients/training.py``: ``train_on_batch`` over a batch plan
-of n = 1437 examples (the digits training split), batch 32, SGD. Rows:
+One epoch is the client loop of ``common/learning/training.py``: ``train_on_batch`` over a batch
+plan of n = 1437 examples (the digits training split), batch 32, SGD. Rows:
 
 * ``plain``: ``tf.keras.Sequential``, shuffle plan (44 full batches);
-* ``dp fast``: ``clients.dp.build_dp_model(..., expected_batch_size=32)`` (fast clipping, our
-  Conv2D registry function, ``PoissonDPSequential``), sigma 1.1, C 1, Poisson plan (45 steps of
+* ``dp fast``: ``common.learning.dp.build_dp_model(..., expected_batch_size=32)`` (fast clipping,
+  our Conv2D registry function, ``PoissonDPSequential``), sigma 1.1, C 1, Poisson plan (45 steps of
   random size, empty ones included): the default path of honest clients;
 * ``dp fast shuffle``: tensorflow-privacy's ``DPSequential`` with the same registry on the
   shuffle plan (44 full batches), to separate clipping from sampling;
@@ -35,9 +35,9 @@ from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clients.batching import batch_plan  # noqa: E402
-from clients.dp import build_dp_model  # noqa: E402
-from fedshield.models import MODELS  # noqa: E402
+from common.learning.batching import batch_plan  # noqa: E402
+from common.learning.dp import build_dp_model  # noqa: E402
+from common.learning.models import MODELS  # noqa: E402
 
 NUM_EXAMPLES = 1437
 BATCH_SIZE = 32

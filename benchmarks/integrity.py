@@ -24,14 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.integrity import (  # noqa: E402
-    GateState,
-    IntegrityConfig,
-    KeyPair,
-    digest_arrays,
-    run_gate,
-    seal_reply,
-)
+from common.crypto.digest import digest_arrays
+from common.crypto.signing import KeyPair
+from common.integrity_config import IntegrityConfig
+from server.integrity.gate import GateState, run_gate, seal_reply
 
 NUM_CLIENTS = 100
 SHAPES = ((999, 1000), (1000,))

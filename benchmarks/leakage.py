@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.privacy_utility import RunFigures, format_table, run_figures  # noqa: E402
-from fedshield.results import atomic_write_text  # noqa: E402
+from common.results import atomic_write_text  # noqa: E402
 from scenarios.loader import load_scenario  # noqa: E402
 
 SCENARIO = "dp_leakage"

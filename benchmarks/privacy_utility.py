@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fedshield.results import atomic_write, atomic_write_text  # noqa: E402
+from common.results import atomic_write, atomic_write_text  # noqa: E402
 from fedshield.runner import run_scenario  # noqa: E402
 from scenarios.loader import load_scenario  # noqa: E402
 

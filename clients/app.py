@@ -8,7 +8,6 @@ knows who it is from ``context.node_config["partition-id"]``.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -17,17 +16,17 @@ from numpy.typing import NDArray
 
 from attacks import get_attack
 from attacks.base import DataAttack, UpdateAttack
-from attacks.schedule import is_active
-from clients.data import client_shard, dataset_of, malicious_clients, partitions_of
-from clients.training import compiled_model, train_locally
-from fedshield import protocol as P
-from fedshield.arrays import flatten, unflatten
-from fedshield.seeding import derive_rng, derive_seed
-from fedshield.tf_runtime import configure_tensorflow
-from scenarios.schema import Scenario
-from server.integrity.digest import digest_arrays
-from server.integrity.keys import client_key, server_public_key
-from server.integrity.signing import check_broadcast, sign_reply
+from clients.poisoning import poisoned_shard, poisoned_update
+from common import protocol as P
+from common.attack_schedule import is_active
+from common.crypto.digest import digest_arrays
+from common.crypto.keys import client_key, server_public_key
+from common.crypto.signing import check_broadcast, sign_reply
+from common.data.shards import client_shard, dataset_of, malicious_clients, partitions_of
+from common.learning.training import compiled_model, train_locally
+from common.schema import Scenario
+from common.seeding import derive_rng, derive_seed
+from common.tf_runtime import configure_tensorflow
 
 app = ClientApp()
 
@@ -79,19 +78,6 @@ def _broadcast_is_authentic(
     )
 
 
-def _apply_update_attack(
-    attack: UpdateAttack[Any],
-    base: list[NDArray[np.float32]],
-    trained: list[NDArray[np.float32]],
-    num_examples: int,
-    rng: np.random.Generator,
-) -> tuple[list[NDArray[np.float32]], int]:
-    """Run a client-side model-poisoning attack on the flattened update ``trained - base``."""
-    base_flat = flatten(base)
-    poisoned, reported = attack.poison_update(flatten(trained) - base_flat, num_examples, rng=rng)
-    return unflatten(base_flat + poisoned, base), int(reported)
-
-
 @app.train()
 def train(message: Message, context: Context) -> Message:
     """Train on the local shard and reply with new weights, metrics and signed digests."""
@@ -108,8 +94,10 @@ def train(message: Message, context: Context) -> Message:
 
     attacking = _attack_active(scenario, partition_id, server_round)
     attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    x, y = client_shard(
-        scenario, partition_id, poisoned=attacking and isinstance(attack, DataAttack)
+    x, y = (
+        poisoned_shard(scenario, partition_id, attack)
+        if attacking and isinstance(attack, DataAttack)
+        else client_shard(scenario, partition_id)
     )
     dataset = dataset_of(scenario)
     dp = (
@@ -123,7 +111,7 @@ def train(message: Message, context: Context) -> Message:
     weights, num_examples = outcome.weights, len(y)
     if attacking and isinstance(attack, UpdateAttack):
         rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
-        weights, num_examples = _apply_update_attack(attack, base, weights, num_examples, rng)
+        weights, num_examples = poisoned_update(attack, base, weights, num_examples, rng)
 
     content = RecordDict(
         {

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fedshield.errors import FedshieldError
-from fedshield.tf_runtime import quiet_environment
+from common.errors import FedshieldError
+from common.tf_runtime import quiet_environment
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,10 +93,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from attacks import ATTACKS
-    from fedshield.datasets import DATASETS
-    from fedshield.models import MODELS
-    from fedshield.partitioners import PARTITIONERS
-    from fedshield.registry import Registry
+    from common.data.datasets import DATASETS
+    from common.data.partitioners import PARTITIONERS
+    from common.learning.models import MODELS
+    from common.registry import Registry
     from scenarios.loader import packaged_scenarios
     from strategies import AGGREGATORS, PRE_AGGREGATORS
 

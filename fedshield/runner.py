@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedshield.errors import FedshieldError
-from fedshield.results import atomic_write_json
-from fedshield.tf_runtime import quiet_environment
-from scenarios.schema import Scenario
+from common.errors import FedshieldError
+from common.results import atomic_write_json
+from common.schema import Scenario
+from common.tf_runtime import quiet_environment
 
 
 @dataclass(frozen=True)

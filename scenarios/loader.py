@@ -1,6 +1,6 @@
 """Read a scenario TOML file (``tomllib``), apply ``--set`` overrides, validate, check plug-ins.
 
-Every failure is a :class:`~fedshield.errors.ConfigError` whose message is one line naming the
+Every failure is a :class:`~common.errors.ConfigError` whose message is one line naming the
 field, the value and what is allowed; all of it happens before Ray starts.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fedshield.errors import ConfigError
-from fedshield.validation import one_line
-from scenarios.schema import Scenario
+from common.errors import ConfigError
+from common.schema import Scenario
+from common.validation import one_line
 
 
 def packaged_scenarios() -> list[str]:
@@ -106,10 +106,10 @@ def check_plugins(scenario: Scenario) -> None:
     """Resolve every registry name and validate plug-in parameters and bounds (stage 2)."""
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
     from attacks import ATTACKS, get_attack
-    from attacks.schedule import select_malicious
-    from fedshield.datasets import DATASETS
-    from fedshield.models import MODELS
-    from fedshield.partitioners import PARTITIONERS
+    from common.attack_schedule import select_malicious
+    from common.data.datasets import DATASETS
+    from common.data.partitioners import PARTITIONERS
+    from common.learning.models import MODELS
     from strategies import build_chain
 
     data = scenario.data
@@ -145,8 +145,7 @@ def check_plugins(scenario: Scenario) -> None:
         )
     _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
     if scenario.defense.root_size:
-        from clients.data import dataset_of
-        from server.root_reference import root_indices
+        from common.data.shards import dataset_of, root_indices
 
         root_indices(scenario, dataset_of(scenario))  # the split must hold the root set
     if scenario.dp.enabled:

@@ -26,13 +26,13 @@ from numpy.typing import NDArray
 
 from attacks import get_attack
 from attacks.base import CollusionAttack, ThreatModel, TransitAttack
-from attacks.schedule import is_active
-from fedshield.arrays import flatten, stack_deltas, unflatten
-from fedshield.seeding import derive_rng
-from scenarios.schema import Scenario
-from server.integrity.digest import digest_arrays
-from server.integrity.keys import client_key
-from server.integrity.signing import sign_reply
+from common.arrays import flatten, stack_deltas, unflatten
+from common.attack_schedule import is_active
+from common.crypto.digest import digest_arrays
+from common.crypto.keys import client_key
+from common.crypto.signing import sign_reply
+from common.schema import Scenario
+from common.seeding import derive_rng
 from server.replies import ClientReply
 from strategies.base import Rule
 

@@ -20,13 +20,13 @@ from numpy.typing import NDArray
 
 from attacks import get_attack
 from attacks.base import DataAttack
-from clients.data import dataset_of, malicious_clients, partitions_of
-from fedshield.datasets import Dataset
-from fedshield.errors import FedshieldError
-from fedshield.models import build_model
-from fedshield.partitioners import partition_hash
-from fedshield.seeding import derive_seed
-from scenarios.schema import Scenario
+from common.data.datasets import Dataset
+from common.data.partitioners import partition_hash
+from common.data.shards import dataset_of, malicious_clients, partitions_of
+from common.errors import FedshieldError
+from common.learning.models import build_model
+from common.schema import Scenario
+from common.seeding import derive_seed
 from server.adversary import Adversary
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from fedshield.datasets import Dataset
-from fedshield.models import build_model
+from common.data.datasets import Dataset
+from common.learning.models import build_model
 
 
 class Evaluator:

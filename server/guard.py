@@ -15,17 +15,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield import protocol as P
-from fedshield.seeding import derive_seed
-from scenarios.schema import Scenario
+from common import protocol as P
+from common.crypto.digest import digest_arrays
+from common.crypto.keys import client_public_keys, server_key
+from common.crypto.signing import sign_broadcast
+from common.schema import Scenario
+from common.seeding import derive_seed
 from server.evaluation import Evaluator
 from server.integrity.detection import detection_scores
-from server.integrity.digest import digest_arrays
 from server.integrity.gate import GateState, SignedReply, Verdict, run_gate
 from server.integrity.integrity_log import IntegrityLog
-from server.integrity.keys import client_public_keys, server_key
 from server.integrity.ledger import RunLedger, verify_run
-from server.integrity.signing import sign_broadcast
 from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
 from server.replies import ClientReply
 

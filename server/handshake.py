@@ -12,9 +12,9 @@ import time
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.server import Grid
 
-from fedshield import protocol as P
-from fedshield.errors import FedshieldError
-from scenarios.schema import Scenario
+from common import protocol as P
+from common.errors import FedshieldError
+from common.schema import Scenario
 
 
 def discover_partitions(grid: Grid, scenario: Scenario, *, timeout: float) -> dict[int, int]:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 Signal = Literal["loss", "confidence"]
 LabelledSet = tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]

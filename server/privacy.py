@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from scenarios.schema import Scenario
+from common.schema import Scenario
 from server.privacy_accounting import ClientPrivacyLedger, central_epsilon
 from server.strategy import RoundReport
 

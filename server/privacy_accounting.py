@@ -7,7 +7,8 @@ noise multiplier sigma. Its epsilon composes exactly those events with dp-accoun
 
 * ``"poisson_rdp"``: RDP accountant over SelfComposed(PoissonSampled(q, Gaussian(sigma')), steps)
   for every round (Abadi et al. 2016; Mironov, Talwar, Zhang 2019). A proven bound for
-  ``sampling = "poisson"`` (see :mod:`clients.batching`); for ``"shuffle"`` only a heuristic.
+  ``sampling = "poisson"`` (see :mod:`common.learning.batching`); for ``"shuffle"`` only a
+  heuristic.
 * ``"shuffle"``: each example is used at most once per epoch, so an epoch is at most one
   Gaussian(sigma') release about it, without any amplification: RDP over
   SelfComposed(Gaussian(sigma'), epochs). Proven for both samplings. This is exactly
@@ -39,8 +40,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import dp_accounting
 from dp_accounting import rdp
 
-from clients.dp_config import DPConfig
-from fedshield.errors import ConfigError
+from common.dp_config import DPConfig
+from common.errors import ConfigError
 
 if TYPE_CHECKING:
     from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, Strategy

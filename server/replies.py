@@ -8,7 +8,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message
 from numpy.typing import NDArray
 
-from fedshield import protocol as P
+from common import protocol as P
 
 
 @dataclass(frozen=True)

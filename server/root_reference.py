@@ -16,28 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from clients.training import compiled_model, train_locally
-from fedshield.arrays import flatten
-from fedshield.datasets import Dataset
-from fedshield.errors import ConfigError
-from fedshield.seeding import derive_rng, derive_seed
-from scenarios.schema import Scenario
-
-
-def root_indices(scenario: Scenario, dataset: Dataset) -> NDArray[np.int64]:
-    """The sorted training-split indices of the root set, drawn with the scenario seed.
-
-    Raises a one-line :class:`ConfigError` if the split is smaller than ``defense.root_size``
-    (the scenario validator calls this too, so the error comes before Ray starts).
-    """
-    size, available = scenario.defense.root_size, len(dataset.y_train)
-    if size > available:
-        raise ConfigError(
-            f"defense.root_size: got {size}; the {dataset.name} training split has only "
-            f"{available} examples"
-        )
-    chosen = derive_rng(scenario.seed, "root").choice(available, size=size, replace=False)
-    return np.sort(chosen).astype(np.int64)
+from common.arrays import flatten
+from common.data.datasets import Dataset
+from common.data.shards import root_indices
+from common.learning.training import compiled_model, train_locally
+from common.schema import Scenario
+from common.seeding import derive_seed
 
 
 class RootReference:

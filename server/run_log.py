@@ -1,6 +1,6 @@
 """Per-round metrics (``metrics.jsonl``), the console progress line, and the closing files.
 
-Every file is written atomically (``fedshield.results``): a crash after round k leaves k complete
+Every file is written atomically (``common.results``): a crash after round k leaves k complete
 lines and never a half-written one. Ground truth about who is malicious is used here, in the
 metrics layer, and nowhere in the defense.
 """
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from fedshield.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
-from scenarios.schema import Scenario
+from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
+from common.schema import Scenario
 from server.strategy import RoundReport
 
 

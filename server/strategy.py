@@ -30,11 +30,11 @@ from flwr.server import Grid
 from flwr.serverapp.strategy import FedAvg
 from numpy.typing import NDArray
 
-from fedshield import protocol as P
-from fedshield.arrays import flatten, stack_deltas, unflatten
-from fedshield.errors import AggregationError
-from fedshield.seeding import derive_rng
-from scenarios.schema import Scenario
+from common import protocol as P
+from common.arrays import flatten, stack_deltas, unflatten
+from common.errors import AggregationError
+from common.schema import Scenario
+from common.seeding import derive_rng
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
 from server.replies import ClientReply, decode_reply

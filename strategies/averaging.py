@@ -7,7 +7,7 @@ from typing import cast
 import numpy as np
 from pydantic import Field
 
-from fedshield.errors import AggregationError
+from common.errors import AggregationError
 from strategies import _math
 from strategies.base import Aggregate, Counts, Updates
 from strategies.params import WeightingParams

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import AggregationError
-from fedshield.registry import Params
+from common.errors import AggregationError
+from common.registry import Params
 
 Updates = NDArray[np.floating[Any]]
 """``(n_clients, n_params)`` stacked update deltas (client weights minus global weights)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedshield.registry import Registry
+from common.registry import Registry
 from strategies.base import PreFunction, RuleFunction
 
 AGGREGATORS: Registry[RuleFunction] = Registry("aggregator")

@@ -14,10 +14,10 @@ import pytest
 import ray
 
 from attacks import ATTACKS
+from common.data.datasets import DATASETS
+from common.data.partitioners import PARTITIONERS
+from common.learning.models import MODELS
 from fedshield.cli import main
-from fedshield.datasets import DATASETS
-from fedshield.models import MODELS
-from fedshield.partitioners import PARTITIONERS
 from scenarios.loader import load_scenario, packaged_scenarios
 from server.integrity.ledger import LEDGER_FILE, RunLedger, checkpoint_name
 from strategies import AGGREGATORS, PRE_AGGREGATORS

@@ -10,8 +10,8 @@ from typing import BinaryIO
 import numpy as np
 import pytest
 
-from fedshield.errors import IntegrityError
-from fedshield.results import (
+from common.errors import IntegrityError
+from common.results import (
     append_jsonl,
     atomic_write,
     atomic_write_json,

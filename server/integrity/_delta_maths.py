@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from server.integrity.digest import array_header, canonical_array, digest_start, raw_bytes
+from common.crypto.digest import array_header, canonical_array, digest_start, raw_bytes
 
 Arrays = Sequence[NDArray[np.generic]]
 

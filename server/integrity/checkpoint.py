@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import IntegrityError
-from fedshield.results import atomic_write
+from common.errors import IntegrityError
+from common.results import atomic_write
 
 _NAME_PREFIX = "arr_"
 

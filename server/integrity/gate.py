@@ -41,14 +41,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from common.crypto.digest import digest_arrays
+from common.crypto.signing import KeyPair, PublicKey, sign_reply, verify_reply
+from common.integrity_config import Action, IntegrityConfig
 from server.integrity._delta_maths import (
     all_finite,
     digest_and_delta_sq_norm,
     leave_one_out_cosines,
 )
-from server.integrity.config import Action, IntegrityConfig
-from server.integrity.digest import digest_arrays
-from server.integrity.signing import KeyPair, PublicKey, sign_reply, verify_reply
 
 Decision = Literal["accepted", "flagged", "rejected", "quarantined"]
 

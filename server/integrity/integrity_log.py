@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fedshield.results import append_line
+from common.results import append_line
 from server.integrity.gate import Verdict
 
 INTEGRITY_LOG_FILE = "integrity.jsonl"

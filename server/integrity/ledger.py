@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import IntegrityError
-from fedshield.results import append_line
+from common.crypto.digest import digest_arrays
+from common.errors import IntegrityError
+from common.results import append_line
 from server.integrity.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from server.integrity.digest import digest_arrays
 from server.integrity.gate import Verdict
 
 LEDGER_FILE = "ledger.jsonl"

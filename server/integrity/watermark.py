@@ -31,10 +31,10 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from pydantic import Field, ValidationError
 
-from fedshield.errors import ConfigError
-from fedshield.models import build_model
-from fedshield.registry import Params
-from fedshield.validation import one_line
+from common.errors import ConfigError
+from common.learning.models import build_model
+from common.registry import Params
+from common.validation import one_line
 from server.integrity.checkpoint import load_checkpoint
 
 _RNG_DOMAIN = 0x57AF  # keeps trigger draws apart from any other use of the same seed

@@ -21,7 +21,7 @@ from attacks import (
     UpdateAttack,
     get_attack,
 )
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 EXPECTED = {
     "none": ("none", "none"),

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attacks.schedule import is_active, select_malicious
-from fedshield.errors import ConfigError
+from common.attack_schedule import is_active, select_malicious
+from common.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from attacks import CollusionAttack, get_attack
 from attacks._maths import squared_distances
 from attacks.collusion import Alie, MinMax, MinSum
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 SMALL = read_only(np.array([[1.0, 2.0], [3.0, 6.0]], dtype=np.float32))
 COUNTS = read_only(np.array([5, 5], dtype=np.int64))

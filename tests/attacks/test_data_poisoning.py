@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from attacks import DataAttack, get_attack
 from attacks.data_poisoning import Backdoor, LabelFlip
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 
 def _data(name: str, **params: Any) -> DataAttack[Any]:

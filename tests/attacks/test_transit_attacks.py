@@ -10,7 +10,7 @@ from attack_test_helpers import read_only
 from numpy.typing import NDArray
 
 from attacks import TransitAttack, get_attack
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 
 def _message() -> list[NDArray[Any]]:

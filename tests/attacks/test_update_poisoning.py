@@ -10,7 +10,7 @@ from attack_test_helpers import read_only
 from numpy.typing import NDArray
 
 from attacks import UpdateAttack, get_attack
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 DELTA = read_only(np.array([1.0, -2.0, 0.5, 0.0], dtype=np.float32))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from clients.data import client_shard, partitions_of
-from clients.training import compiled_model, reset_optimizer, train_locally
+from common.data.shards import client_shard, partitions_of
+from common.learning.training import compiled_model, reset_optimizer, train_locally
 from scenarios.loader import load_scenario
 
 
@@ -26,7 +26,7 @@ def test_optimizer_state_does_not_leak_between_clients() -> None:
     s = _scenario()
     model = compiled_model(s, (8, 8, 1), 10, dp=False)
     start = [np.zeros_like(w) + 0.01 for w in model.get_weights()]
-    x, y = client_shard(s, 0, poisoned=False)
+    x, y = client_shard(s, 0)
     train_locally(model, start, x, y, scenario=s, seed=1, dp=False)
     assert any(np.abs(v.numpy()).sum() > 0 for v in model.optimizer.variables[1:])  # Adam moments
     reset_optimizer(model)
@@ -37,8 +37,8 @@ def test_a_clients_result_does_not_depend_on_who_the_worker_served_before() -> N
     s = _scenario()
     model = compiled_model(s, (8, 8, 1), 10, dp=False)
     start = [np.asarray(w) for w in model.get_weights()]
-    x0, y0 = client_shard(s, 0, poisoned=False)
-    x1, y1 = client_shard(s, 1, poisoned=False)
+    x0, y0 = client_shard(s, 0)
+    x1, y1 = client_shard(s, 1)
     alone = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=False)
     train_locally(model, start, x0, y0, scenario=s, seed=3, dp=False)  # another client first
     after = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=False)
@@ -53,8 +53,8 @@ def test_dp_noise_does_not_depend_on_who_the_worker_served_before() -> None:
     s = load_scenario("dp_local")
     model = compiled_model(s, (8, 8, 1), 10, dp=True)
     start = [np.asarray(w) for w in model.get_weights()]
-    x0, y0 = client_shard(s, 0, poisoned=False)
-    x1, y1 = client_shard(s, 1, poisoned=False)
+    x0, y0 = client_shard(s, 0)
+    x1, y1 = client_shard(s, 1)
     alone = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=True)
     train_locally(model, start, x0, y0, scenario=s, seed=3, dp=True)
     after = train_locally(model, start, x1, y1, scenario=s, seed=7, dp=True)

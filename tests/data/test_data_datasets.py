@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from fedshield.datasets import DATASETS, _load_cached, load_dataset
-from fedshield.errors import ConfigError
+from common.data.datasets import DATASETS, _load_cached, load_dataset
+from common.errors import ConfigError
 
 
 def test_registry_lists_the_datasets() -> None:

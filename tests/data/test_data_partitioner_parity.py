@@ -16,9 +16,9 @@ from datasets import Dataset
 from flwr_datasets import partitioner as flwr_partitioner
 from numpy.typing import NDArray
 
-from fedshield.errors import ConfigError
-from fedshield.partitioners import partition
-from fedshield.seeding import derive_seed
+from common.data.partitioners import partition
+from common.errors import ConfigError
+from common.seeding import derive_seed
 
 
 def _flwr_parts(reference: Any, labels: NDArray[np.int64], num_clients: int) -> list[list[int]]:

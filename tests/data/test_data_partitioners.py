@@ -11,14 +11,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from fedshield.errors import ConfigError
-from fedshield.partitioners import (
+from common.data.partitioners import (
     PARTITIONERS,
     label_histogram,
     partition,
     partition_hash,
     partition_sizes,
 )
+from common.errors import ConfigError
 
 SCHEME_PARAMS: dict[str, dict[str, Any]] = {
     "iid": {},

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.batching import batch_plan, poisson_sampling_rate, steps_per_epoch
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
+from common.learning.batching import batch_plan, poisson_sampling_rate, steps_per_epoch
 
 
 @settings(max_examples=60, deadline=None)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from clients.dp_config import DPConfig
-from fedshield.errors import ConfigError
-from fedshield.validation import one_line
+from common.dp_config import DPConfig
+from common.errors import ConfigError
+from common.validation import one_line
 
 
 def test_defaults_are_off_poisson_and_tight_microbatches() -> None:

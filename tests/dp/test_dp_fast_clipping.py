@@ -10,15 +10,15 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from tensorflow_privacy.privacy.fast_gradient_clipping.clip_grads import compute_gradient_norms
 
-from clients.dp import (
+from common.errors import ConfigError
+from common.learning.dp import (
     NormMethod,
     assert_fast_clipping,
     build_dp_model,
     dp_layer_registry,
     factorised_squared_norms,
 )
-from fedshield.errors import ConfigError
-from fedshield.models import MODELS
+from common.learning.models import MODELS
 
 BATCH = 6
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fedshield.errors import ConfigError
-from fedshield.models import build_model
+from common.errors import ConfigError
+from common.learning.models import build_model
 from server.membership_inference import membership_inference
 from tests.dp._data import Digits
 

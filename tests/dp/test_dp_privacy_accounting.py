@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.dp_config import DPConfig
-from fedshield.errors import ConfigError
+from common.dp_config import DPConfig
+from common.errors import ConfigError
 from server.privacy_accounting import (
     ClientPrivacyLedger,
     central_epsilon,

@@ -6,9 +6,9 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from clients.batching import batch_plan
-from clients.dp import build_dp_model
-from fedshield.models import MODELS
+from common.learning.batching import batch_plan
+from common.learning.dp import build_dp_model
+from common.learning.models import MODELS
 from tests.dp._data import Digits
 
 NUM_TRAIN = 1437  # the cross-check's n; the other 360 digits are the test set

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from fedshield.results import read_jsonl
+from common.results import read_jsonl
+from common.seeding import derive_rng
 from fedshield.runner import run_scenario
-from fedshield.seeding import derive_rng
 from scenarios.loader import load_scenario
 from server.privacy_accounting import ClientPrivacyLedger
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from attacks.schedule import select_malicious
+from common.attack_schedule import select_malicious
+from common.results import read_jsonl
 from fedshield.cli import main
-from fedshield.results import read_jsonl
 from server.integrity.ledger import LEDGER_FILE, checkpoint_name
 from server.integrity.watermark import WatermarkKey
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedshield.results import read_jsonl
+from common.results import read_jsonl
 from fedshield.runner import run_scenario
 from scenarios.loader import load_scenario
 

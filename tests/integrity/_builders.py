@@ -8,7 +8,9 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from server.integrity import KeyPair, SignedReply, digest_arrays, seal_reply
+from common.crypto.digest import digest_arrays
+from common.crypto.signing import KeyPair
+from server.integrity.gate import SignedReply, seal_reply
 
 RUN_SEED = 2024
 NUM_CLIENTS = 8

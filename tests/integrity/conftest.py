@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.integrity import KeyPair, PublicKey
+from common.crypto.signing import KeyPair, PublicKey
 from tests.integrity._builders import NUM_CLIENTS, RUN_SEED
 
 

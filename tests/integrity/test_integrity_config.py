@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedshield.errors import ConfigError
-from server.integrity import IntegrityConfig, parse_integrity_config
+from common.errors import ConfigError
+from common.integrity_config import IntegrityConfig, parse_integrity_config
 
 
 def test_defaults_are_off_and_strict() -> None:

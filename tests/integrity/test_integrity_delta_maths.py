@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from server.integrity import digest_arrays
+from common.crypto.digest import digest_arrays
 from server.integrity._delta_maths import (
     _CHUNK,
     all_finite,

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from fedshield.errors import IntegrityError
-from server.integrity import digest_arrays
-from server.integrity.digest import canonical_array
+from common.crypto.digest import canonical_array, digest_arrays
+from common.errors import IntegrityError
 
 
 def test_golden_serialisation_of_the_module_docstring() -> None:

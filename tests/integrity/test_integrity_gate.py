@@ -13,16 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from server.integrity import (
-    GateResult,
-    GateState,
-    IntegrityConfig,
-    KeyPair,
-    PublicKey,
-    SignedReply,
-    digest_arrays,
-    run_gate,
-)
+from common.crypto.digest import digest_arrays
+from common.crypto.signing import KeyPair, PublicKey
+from common.integrity_config import IntegrityConfig
+from server.integrity.gate import GateResult, GateState, SignedReply, run_gate
 from tests.integrity._builders import (
     NUM_CLIENTS,
     global_model,

@@ -8,21 +8,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fedshield.errors import IntegrityError
-from server.integrity import (
-    IntegrityConfig,
-    KeyPair,
-    PublicKey,
-    sign_broadcast,
-    verify_broadcast,
-)
-from server.integrity.keys import (
+from common.crypto.keys import (
     client_key,
     client_public_keys,
     server_key,
     server_public_key,
 )
-from server.integrity.signing import load_public
+from common.crypto.signing import KeyPair, PublicKey, load_public, sign_broadcast, verify_broadcast
+from common.errors import IntegrityError
+from common.integrity_config import IntegrityConfig
 
 DIGEST = "c3" * 32
 

@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedshield.errors import IntegrityError
-from server.integrity import RunLedger, Verdict, load_checkpoint, verify_run
-from server.integrity.ledger import GENESIS_HASH, LEDGER_FILE, checkpoint_name
+from common.errors import IntegrityError
+from server.integrity.checkpoint import load_checkpoint
+from server.integrity.gate import Verdict
+from server.integrity.ledger import (
+    GENESIS_HASH,
+    LEDGER_FILE,
+    RunLedger,
+    checkpoint_name,
+    verify_run,
+)
 from tests.integrity._builders import global_model
 
 ROUNDS = 4  # rounds 0 (initial weights) .. 3

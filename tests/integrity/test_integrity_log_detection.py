@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.integrity import IntegrityLog, Verdict, detection_scores, round_summary
+from server.integrity.detection import detection_scores
+from server.integrity.gate import Verdict
+from server.integrity.integrity_log import IntegrityLog, round_summary
 
 VERDICTS = [
     Verdict(0, "accepted", ()),

@@ -16,17 +16,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from fedshield.errors import IntegrityError
-from server.integrity import (
+from common.crypto.digest import digest_arrays
+from common.crypto.signing import (
     KeyPair,
     check_broadcast,
-    digest_arrays,
     load_public,
     sign_broadcast,
     sign_reply,
     verify_broadcast,
     verify_reply,
 )
+from common.errors import IntegrityError
 from tests.integrity._builders import F32, global_model
 
 D1 = "a1" * 32

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from fedshield.errors import ConfigError
-from fedshield.models import build_model
-from server.integrity import save_checkpoint
+from common.errors import ConfigError
+from common.learning.models import build_model
+from server.integrity.checkpoint import save_checkpoint
 from server.integrity.watermark import (
     WatermarkKey,
     embed,

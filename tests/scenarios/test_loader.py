@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 from scenarios.loader import apply_overrides, load_scenario, packaged_scenarios, validate_document
 
 MINIMAL = {"name": "t", "seed": 1, "rounds": 2}

@@ -10,7 +10,7 @@ from flwr.app import Context, RecordDict
 from flwr.server import Grid
 
 import server.app
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 from scenarios.loader import load_scenario
 from server.app import RunOutcome, build_server_app
 

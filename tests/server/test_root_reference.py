@@ -7,15 +7,15 @@ import pytest
 import tensorflow as tf
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 
-from clients.data import dataset_of
-from fedshield import protocol as P
-from fedshield.arrays import flatten, unflatten
-from fedshield.errors import ConfigError
-from fedshield.models import build_model
+from common import protocol as P
+from common.arrays import flatten, unflatten
+from common.data.shards import dataset_of, root_indices
+from common.errors import ConfigError
+from common.learning.models import build_model
 from scenarios.loader import load_scenario
 from server.adversary import Adversary
 from server.app import initial_weights
-from server.root_reference import RootReference, root_indices
+from server.root_reference import RootReference
 from server.strategy import FedshieldStrategy, RoundReport
 from strategies import build_chain
 

@@ -9,7 +9,7 @@ import pytest
 from aggregation_cases import ALL_CASES, CASE_IDS, RULE_CASES, Case, counts, honest_updates
 
 import strategies
-from fedshield.errors import AggregationError
+from common.errors import AggregationError
 
 N, D = 11, 7
 cases = pytest.mark.parametrize("case", ALL_CASES, ids=CASE_IDS)

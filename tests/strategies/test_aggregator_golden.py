@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 import strategies
-from fedshield.errors import AggregationError, ConfigError
+from common.errors import AggregationError, ConfigError
 from strategies import _math
 
 Vec = NDArray[np.floating[Any]]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import strategies
-from fedshield.errors import AggregationError, ConfigError
+from common.errors import AggregationError, ConfigError
 
 Vec = NDArray[np.float64]
 FLTRUST = strategies.get_aggregator("fltrust")

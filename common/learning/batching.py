@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 Sampling = Literal["poisson", "shuffle"]
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from fedshield.errors import IntegrityError
+from common.errors import IntegrityError
 
 PathLike = str | os.PathLike[str]
 

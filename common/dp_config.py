@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fedshield.errors import ConfigError
-from fedshield.validation import FieldError
+from common.errors import ConfigError
+from common.validation import FieldError
 
 
 class DPConfig(BaseModel):
@@ -56,12 +56,12 @@ class DPConfig(BaseModel):
     """delta of the reported (epsilon, delta) guarantee; keep it below 1 / (examples per client)."""
 
     sampling: Literal["poisson", "shuffle"] = "poisson"
-    """How local batches are drawn (see :func:`clients.batching.batch_plan`).
+    """How local batches are drawn (see :func:`common.learning.batching.batch_plan`).
 
     Default ``poisson``: each example joins each step independently with probability
     q = batch_size / n, which is the sampling the RDP accountant's amplification-by-subsampling
     theorem assumes (Mironov, Talwar, Zhang 2019); with the step divided by the expected batch
-    size (``clients.dp.PoissonDPSequential``) the reported epsilon is a proven bound.
+    size (``common.learning.dp.PoissonDPSequential``) the reported epsilon is a proven bound.
     ``shuffle`` (each example once per epoch, fixed-size batches) only has the much weaker
     once-per-epoch bound proven; the Poisson number printed for it would be a heuristic."""
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from fedshield.errors import ConfigError
-from fedshield.seeding import derive_rng
+from common.errors import ConfigError
+from common.seeding import derive_rng
 
 
 def malicious_count(num_clients: int, amount: int | float) -> int:

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import ConfigError
-from fedshield.registry import NoParams, Registry
+from common.errors import ConfigError
+from common.registry import NoParams, Registry
 
 #: Where Keras caches its datasets; the default ``data_dir``.
 KERAS_CACHE = Path("~/.keras/datasets")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from fedshield.registry import NoParams, Registry
+from common.registry import NoParams, Registry
 
 LayerFactory = Callable[[tuple[int, ...], int, float], list[tf.keras.layers.Layer]]
 

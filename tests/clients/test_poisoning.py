@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from clients.data import client_shard, malicious_clients, partitions_of
+from attacks import get_attack
+from attacks.base import DataAttack
+from clients.poisoning import poisoned_shard
+from common.data.shards import client_shard, malicious_clients, partitions_of
+from common.schema import Scenario
 from scenarios.loader import load_scenario
+
+
+def _data_attack(s: Scenario) -> DataAttack[Any]:
+    attack = get_attack(s.attack.type, **s.attack.params)
+    assert isinstance(attack, DataAttack)
+    return attack
 
 
 def test_label_flip_changes_only_malicious_shards_at_the_ratio() -> None:
@@ -20,8 +32,12 @@ def test_label_flip_changes_only_malicious_shards_at_the_ratio() -> None:
     bad = malicious_clients(s)
     assert len(bad) == 3
     for partition_id in range(s.data.num_clients):
-        clean_x, clean_y = client_shard(s, partition_id, poisoned=False)
-        x, y = client_shard(s, partition_id, poisoned=partition_id in bad)
+        clean_x, clean_y = client_shard(s, partition_id)
+        x, y = (
+            poisoned_shard(s, partition_id, _data_attack(s))
+            if partition_id in bad
+            else client_shard(s, partition_id)
+        )
         np.testing.assert_array_equal(x, clean_x)  # label flipping never touches the images
         changed = int(np.sum(y != clean_y))
         if partition_id in bad:
@@ -39,8 +55,8 @@ def test_backdoor_stamps_the_trigger_on_the_ratio_and_relabels_to_the_target() -
         ['attack.type="backdoor"', "attack.malicious=2", "attack.params={target=0, ratio=0.25}"],
     )
     (partition_id, *_) = sorted(malicious_clients(s))
-    clean_x, clean_y = client_shard(s, partition_id, poisoned=False)
-    x, y = client_shard(s, partition_id, poisoned=True)
+    clean_x, clean_y = client_shard(s, partition_id)
+    x, y = poisoned_shard(s, partition_id, _data_attack(s))
     touched = np.any(x != clean_x, axis=(1, 2, 3)) | (y != clean_y)
     # The trigger's 3x3 corner is blank in every digits image, so each poisoned image changes.
     assert int(touched.sum()) == round(0.25 * len(clean_y))

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from numpy.typing import NDArray
 
-from fedshield.errors import IntegrityError
-from server.integrity.digest import digest_arrays, is_hex_digest
+from common.crypto.digest import digest_arrays, is_hex_digest
+from common.errors import IntegrityError
 
 PublicKey = Ed25519PublicKey
 

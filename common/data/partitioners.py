@@ -31,9 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from fedshield.errors import ConfigError
-from fedshield.registry import NoParams, Params, Registry
-from fedshield.seeding import derive_rng
+from common.errors import ConfigError
+from common.registry import NoParams, Params, Registry
+from common.seeding import derive_rng
 
 _P_contra = TypeVar("_P_contra", contravariant=True)
 

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from fedshield.errors import ConfigError
-from fedshield.registry import Params
-from fedshield.validation import one_line
+from common.errors import ConfigError
+from common.registry import Params
+from common.validation import one_line
 
 Action = Literal["reject", "flag", "quarantine"]
 DropAction = Literal["reject", "quarantine"]

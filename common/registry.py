@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from fedshield.errors import ConfigError
-from fedshield.validation import one_line
+from common.errors import ConfigError
+from common.validation import one_line
 
 T = TypeVar("T")
 

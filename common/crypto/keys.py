@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from server.integrity.config import IntegrityConfig
-from server.integrity.signing import KeyPair, PublicKey, key_name, load_public
+from common.crypto.signing import KeyPair, PublicKey, key_name, load_public
+from common.integrity_config import IntegrityConfig
 
 SERVER_ROLE = "server"
 CLIENT_ROLE = "client"

@@ -1,5 +1,4 @@
-"""A client's training shard: the dataset, split by the scenario's partitioner, poisoned if the
-client is malicious and its attack is a data attack.
+"""Who holds what: the scenario's dataset, each client's shard, the malicious set, the root set.
 
 Loading and partitioning are cached per worker process (they are pure functions of the scenario's
 data section and seed); nothing per client is kept in module state beyond that cache.
@@ -12,18 +11,16 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import DataAttack
-from attacks.schedule import select_malicious
-from fedshield.datasets import Dataset, load_dataset
-from fedshield.errors import ConfigError
-from fedshield.partitioners import partition
-from fedshield.seeding import derive_rng
-from scenarios.schema import DataSpec, Scenario
+from common.attack_schedule import select_malicious
+from common.data.datasets import Dataset, load_dataset
+from common.data.partitioners import partition
+from common.errors import ConfigError
+from common.schema import DataSpec, Scenario
+from common.seeding import derive_rng
 
 
 def dataset_of(scenario: Scenario) -> Dataset:
-    """The scenario's dataset (cached by :func:`fedshield.datasets.load_dataset`)."""
+    """The scenario's dataset (cached by :func:`common.data.datasets.load_dataset`)."""
     data = scenario.data
     return load_dataset(
         data.dataset, test_fraction=data.test_fraction, seed=scenario.seed, data_dir=data.data_dir
@@ -59,22 +56,25 @@ def malicious_clients(scenario: Scenario) -> frozenset[int]:
 
 
 def client_shard(
-    scenario: Scenario, partition_id: int, *, poisoned: bool
+    scenario: Scenario, partition_id: int
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """``(x, y)`` of one client; with ``poisoned`` the scenario's data attack is applied.
-
-    The poisoned subset is drawn from a generator keyed by (seed, client), so it is the same
-    every round and on every worker.
-    """
+    """``(x, y)`` of one client, as the partitioner dealt it (before any data attack)."""
     dataset = dataset_of(scenario)
     indices = partitions_of(scenario)[partition_id]
-    x, y = dataset.x_train[indices], dataset.y_train[indices]
-    if not poisoned:
-        return x, y
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    if not isinstance(attack, DataAttack):
-        raise ConfigError(f"attack.type: {scenario.attack.type!r} is not a data-poisoning attack")
-    result = attack.poison(
-        x, y, num_classes=dataset.num_classes, rng=derive_rng(scenario.seed, "poison", partition_id)
-    )
-    return result.x, result.y
+    return dataset.x_train[indices], dataset.y_train[indices]
+
+
+def root_indices(scenario: Scenario, dataset: Dataset) -> NDArray[np.int64]:
+    """The sorted training-split indices of the server's root set, drawn with the scenario seed.
+
+    Raises a one-line :class:`ConfigError` if the split is smaller than ``defense.root_size``
+    (the scenario validator calls this too, so the error comes before Ray starts).
+    """
+    size, available = scenario.defense.root_size, len(dataset.y_train)
+    if size > available:
+        raise ConfigError(
+            f"defense.root_size: got {size}; the {dataset.name} training split has only "
+            f"{available} examples"
+        )
+    chosen = derive_rng(scenario.seed, "root").choice(available, size=size, replace=False)
+    return np.sort(chosen).astype(np.int64)

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clients.dp_config import DPConfig
-from fedshield.validation import FieldError
-from server.integrity.config import IntegrityConfig
+from common.dp_config import DPConfig
+from common.integrity_config import IntegrityConfig
+from common.validation import FieldError
 
 
 class _Section(BaseModel):

@@ -15,10 +15,10 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from clients.batching import batch_plan, poisson_sampling_rate
-from clients.dp import build_dp_model
-from fedshield.models import MODELS
-from scenarios.schema import Scenario
+from common.learning.batching import batch_plan, poisson_sampling_rate
+from common.learning.dp import build_dp_model
+from common.learning.models import MODELS
+from common.schema import Scenario
 
 _MODELS: dict[tuple[object, ...], tf.keras.Model] = {}
 

@@ -47,7 +47,7 @@ from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as lr
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential
 
-from fedshield.errors import ConfigError
+from common.errors import ConfigError
 
 NormMethod = Literal["auto", "gram", "outer"]
 SquaredNormFunction = Callable[[tf.Tensor], tf.Tensor]
@@ -303,7 +303,7 @@ def assert_fast_clipping(model: tf.keras.Model) -> None:
     if registry is None:
         raise ConfigError(
             f"model {model.name!r}: not a DP Keras model with a layer registry; "
-            "build it with clients.dp.build_dp_model"
+            "build it with common.learning.dp.build_dp_model"
         )
     missing = [
         f"{layer.name} ({type(layer).__name__})"

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from fedshield.errors import IntegrityError
+from common.errors import IntegrityError
 
 DIGEST_HEX_LENGTH = 64
 """Length of a hex SHA-256 digest; signatures and ledger entries rely on it."""

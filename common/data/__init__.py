@@ -1,0 +1,1 @@
+"""Datasets, partitioners, client shards, and who is malicious."""
