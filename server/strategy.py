@@ -184,7 +184,7 @@ class FedshieldStrategy(FedAvg):
         deltas, counts = deltas[order], counts[order]
         deltas.setflags(write=False)
         try:
-            step, self.chain_state = self.chain.step(
+            step, self.chain_state = self.chain.update(
                 deltas,
                 counts,
                 self.chain_state,

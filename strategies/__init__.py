@@ -5,7 +5,7 @@
 >>> krum.min_clients()
 5
 
-Importing the rule modules below registers them in :data:`AGGREGATORS` and
+Importing the stage modules below registers them in :data:`AGGREGATORS` and
 :data:`PRE_AGGREGATORS`.
 """
 
@@ -21,28 +21,36 @@ from strategies import (
     iterative,
     pre_aggregators,
     selection,
+    signguard,
     trust,
 )
 from strategies.base import (
     Aggregate,
-    Chain,
+    ChainState,
     Counts,
-    FunctionPreAggregator,
-    FunctionRule,
-    PreParams,
+    EmptyState,
+    PreStage,
     Rule,
-    RuleParams,
+    RuleStage,
     Updates,
+    as_aggregator,
 )
+from strategies.chain import Chain
 from strategies.registries import AGGREGATORS, PRE_AGGREGATORS
 
 __all__ = [
     "AGGREGATORS",
     "PRE_AGGREGATORS",
     "Aggregate",
+    "Chain",
+    "ChainState",
     "Counts",
+    "EmptyState",
+    "PreStage",
     "Rule",
+    "RuleStage",
     "Updates",
+    "as_aggregator",
     "build_chain",
     "get_aggregator",
     "get_pre_aggregator",
@@ -52,25 +60,26 @@ __all__ = [
     "iterative",
     "pre_aggregators",
     "selection",
+    "signguard",
     "trust",
 ]
 
 
-def _rule(name: str, params: Mapping[str, Any], where: str) -> FunctionRule:
-    entry = AGGREGATORS.resolve(name, f"{where}.aggregator")
+def _rule(name: str, params: Mapping[str, Any], where: str) -> RuleStage[Any]:
+    AGGREGATORS.resolve(name, f"{where}.aggregator")
     parsed = AGGREGATORS.parse_params(name, params, where=f"{where}.params")
-    assert isinstance(parsed, RuleParams)  # every aggregator registers a RuleParams model
-    return FunctionRule(name, entry.target, parsed)
+    assert isinstance(parsed, RuleStage)  # every aggregator class is its own parameter model
+    return parsed
 
 
 def get_pre_aggregator(
     name: str, params: Mapping[str, Any], *, where: str = "defense.pre[0]"
-) -> FunctionPreAggregator:
+) -> PreStage[Any]:
     """The pre-aggregator ``name`` with validated ``params`` (errors name ``where.params.*``)."""
-    entry = PRE_AGGREGATORS.resolve(name, f"{where}.name")
+    PRE_AGGREGATORS.resolve(name, f"{where}.name")
     parsed = PRE_AGGREGATORS.parse_params(name, params, where=f"{where}.params")
-    assert isinstance(parsed, PreParams)  # every pre-aggregator registers a PreParams model
-    return FunctionPreAggregator(name, entry.target, parsed)
+    assert isinstance(parsed, PreStage)  # every pre-aggregator class is its own parameter model
+    return parsed
 
 
 def get_aggregator(name: str, /, **params: Any) -> Rule:
@@ -78,7 +87,7 @@ def get_aggregator(name: str, /, **params: Any) -> Rule:
 
     ``get_aggregator("krum", num_byzantine=2)(updates, num_examples)`` aggregates one round.
     """
-    return _rule(name, params, "defense")
+    return Chain(name, (), _rule(name, params, "defense"))
 
 
 def build_chain(
@@ -91,14 +100,12 @@ def build_chain(
     """Pre-aggregators ``pre`` applied in order, then rule ``name``.
 
     Errors name the scenario field: ``{where}.params.num_byzantine`` for the rule,
-    ``{where}.pre[i].params.bucket_size`` for the i-th pre-aggregator. Without ``pre`` the
-    rule itself is returned. The chain's ``min_clients()`` is its strictest bound.
+    ``{where}.pre[i].params.bucket_size`` for the i-th pre-aggregator. The chain's
+    ``min_clients()`` is its strictest bound and its state the tuple of its stages' states.
     """
     rule = _rule(name, params, where)
-    stages = [
+    stages = tuple(
         get_pre_aggregator(stage, stage_params, where=f"{where}.pre[{index}]")
         for index, (stage, stage_params) in enumerate(pre)
-    ]
-    if not stages:
-        return rule
-    return Chain("+".join([s.name for s in stages] + [name]), tuple(stages), rule)
+    )
+    return Chain("+".join([stage for stage, _ in pre] + [name]), stages, rule)

@@ -121,6 +121,16 @@ def krum_scores(distances: F64, num_byzantine: int, active: NDArray[np.bool_]) -
     return scores
 
 
+def sample_columns(updates: Matrix, count: int, rng: np.random.Generator) -> Matrix:
+    """``count`` of the d columns drawn uniformly without replacement with ``rng``; all of them,
+    without a draw, if ``count >= d``. The draw depends on d only, never on the row order."""
+    d = updates.shape[1]
+    if count >= d:
+        return updates
+    # Sorted columns read memory in order; no rule depends on the column order.
+    return updates[:, np.sort(rng.choice(d, size=count, replace=False))]
+
+
 def sorted_columns(updates: Matrix) -> Matrix:
     """Each coordinate sorted over the clients: ``(n, d)`` (a new array, input dtype).
 

@@ -1,22 +1,25 @@
-"""Interfaces of the aggregation library: rules, pre-aggregators and their composition.
+"""Interfaces of the aggregation library: stages with typed state, chained the way Optax chains.
 
 A *rule* maps stacked update deltas ``(n_clients, n_params)`` and the self-reported example
 counts ``(n_clients,)`` to one ``(n_params,)`` aggregate. A *pre-aggregator* maps them to new
 ``(n', n_params)`` updates and ``(n',)`` counts (clipping, nearest-neighbour mixing,
-bucketing) and chains in front of a rule the way Optax chains gradient transforms.
+bucketing) in front of a rule.
 
-Every rule is a pure function registered with a pydantic parameter model; the model knows the
-rule's bound on ``n`` (:meth:`RuleParams.min_clients`), so the bound is checked in one place.
-State carried between rounds (centred clipping's centre) is explicit: :meth:`Rule.init` makes
-it, :meth:`Rule.step` takes it and returns the next one, frozen, so a run can be replayed.
+Every stage, rule or pre-aggregator, is an ``init``/``update`` pair (Optax's
+``GradientTransformation``) with its own typed state: a ``NamedTuple`` of frozen numpy arrays
+and ints (:class:`EmptyState` when it carries nothing). A stage class is also its validated
+pydantic parameter model, so each default is written once, in the field, and the bound on n
+(:meth:`RuleStage.min_clients`) is checked in one place. The maths each stage runs is a pure
+module-level function. :class:`strategies.chain.Chain` runs the stages in order; its state is
+the tuple of its stages' states, so a run can be checkpointed and replayed.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+import copy
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,43 +33,116 @@ Counts = NDArray[np.int64]
 """``(n_clients,)`` self-reported example counts."""
 Aggregate = NDArray[np.floating[Any]]
 """``(n_params,)`` aggregated update, same dtype as the input updates."""
+StageState = tuple[Any, ...]
+"""One stage's state: a ``NamedTuple`` of read-only numpy arrays and ints."""
+ChainState = tuple[StageState, ...]
+"""A chain's state: its stages' states, pre-aggregators first, the rule's last."""
+S = TypeVar("S", bound=StageState)
 
-RuleFunction = Callable[..., Aggregate]
-"""``fn(updates, num_examples, **params) -> aggregate``; also ``previous=`` if stateful,
-``rng=`` if randomised and ``reference=`` if it scores updates against the server's own."""
-PreFunction = Callable[..., tuple[Updates, Counts]]
-"""``fn(updates, num_examples, **params) -> (updates', counts')`` (``rng=`` if random)."""
+
+class EmptyState(NamedTuple):
+    """The state of a stage that carries nothing between rounds (Optax's ``EmptyState``)."""
 
 
-class RuleParams(Params):
-    """Parameters of an aggregation rule; subclasses override the bound and the state flag."""
+def frozen(array: NDArray[Any]) -> NDArray[Any]:
+    """``array`` made read-only: a state value is never changed, only replaced."""
+    array.setflags(write=False)
+    return array
+
+
+class RuleStage(Params, Generic[S]):
+    """An aggregation rule: its parameters (the pydantic fields) and its ``init``/``update``."""
 
     bound: ClassVar[str] = "none"
     """The bound on n as the paper states it, for error messages."""
-    carries_state: ClassVar[bool] = False
-    """If true the rule function takes ``previous=`` (the last aggregate, zeros at init)."""
     uses_rng: ClassVar[bool] = False
-    """If true the rule function takes ``rng=`` (DnC's random coordinate subsets)."""
+    """Whether :meth:`update` draws from ``rng`` (DnC's and SignGuard's coordinate subsets); a
+    contract test checks that the other rules give the same answer for any generator."""
     needs_reference: ClassVar[bool] = False
-    """If true the rule function takes ``reference=``: the server's own ``(n_params,)`` update
-    this round (FLTrust's root-dataset update), which the server computes and passes to
-    :meth:`Rule.step`."""
+    """Whether :meth:`update` needs ``reference=``: the server's own ``(n_params,)`` update this
+    round (FLTrust's root-dataset update), checked finite and of the right shape by the chain."""
 
     def min_clients(self) -> int:
         """Smallest number of updates the rule's bound admits."""
         return 1
 
+    @abstractmethod
+    def init(self, num_params: int) -> S:
+        """The state before round 1."""
 
-class PreParams(Params):
-    """Parameters of a pre-aggregator; subclasses override the bound and the rng flag."""
+    @abstractmethod
+    def update(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: S,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None,
+    ) -> tuple[Aggregate, S]:
+        """Aggregate one round (inputs already checked against the bound); the next state."""
+
+
+class StatelessRule(RuleStage[EmptyState]):
+    """A rule that carries nothing between rounds (Optax's ``stateless``) and uses neither
+    ``rng`` nor ``reference``: one pure function of the updates and counts."""
+
+    def init(self, num_params: int) -> EmptyState:
+        return EmptyState()
+
+    def update(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: EmptyState,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None,
+    ) -> tuple[Aggregate, EmptyState]:
+        return self.aggregate(updates, num_examples), state
+
+    @abstractmethod
+    def aggregate(self, updates: Updates, num_examples: Counts) -> Aggregate:
+        """The rule's pure function applied with this model's parameters."""
+
+
+class PreStage(Params, Generic[S]):
+    """A pre-aggregator: its parameters (the pydantic fields) and its ``init``/``update``."""
 
     bound: ClassVar[str] = "none"
     uses_rng: ClassVar[bool] = False
-    """If true the pre-aggregator function takes ``rng=`` (bucketing's permutation)."""
+    """Whether :meth:`update` draws from ``rng`` (bucketing's permutation)."""
 
-    def min_clients(self, downstream: int) -> int:
+    def min_clients(self, downstream: int = 1) -> int:
         """Smallest n for which this stage's own bound holds and its output has ``downstream``."""
         return max(1, downstream)
+
+    @abstractmethod
+    def init(self, num_params: int) -> S:
+        """The state before round 1."""
+
+    @abstractmethod
+    def update(
+        self, updates: Updates, num_examples: Counts, state: S, *, rng: np.random.Generator
+    ) -> tuple[Updates, Counts, S]:
+        """Map one round's ``(updates, counts)`` to the next stage's; the next state."""
+
+
+class StatelessPre(PreStage[EmptyState]):
+    """A pre-aggregator that carries nothing between rounds and draws nothing from ``rng``: one
+    pure function of the updates and counts."""
+
+    def init(self, num_params: int) -> EmptyState:
+        return EmptyState()
+
+    def update(
+        self, updates: Updates, num_examples: Counts, state: EmptyState, *, rng: np.random.Generator
+    ) -> tuple[Updates, Counts, EmptyState]:
+        return *self.transform(updates, num_examples), state
+
+    @abstractmethod
+    def transform(self, updates: Updates, num_examples: Counts) -> tuple[Updates, Counts]:
+        """The pre-aggregator's pure function applied with this model's parameters."""
 
 
 class Rule(Protocol):
@@ -78,34 +154,69 @@ class Rule(Protocol):
         ...
 
     def min_clients(self) -> int:
-        """Smallest n the rule's bound admits (1 if none)."""
-        ...
-
-    def init(self, num_params: int) -> object:
-        """Explicit, frozen state before round 1 (``None`` for stateless rules)."""
+        """Smallest n the strictest stage's bound admits (1 if none)."""
         ...
 
     def needs_reference(self) -> bool:
-        """Whether :meth:`step` needs ``reference=`` (the server's own update this round)."""
+        """Whether :meth:`update` needs ``reference=`` (the server's own update this round)."""
         ...
 
-    def step(
+    def init(self, num_params: int) -> ChainState:
+        """The state before round 1: one frozen state per stage."""
+        ...
+
+    def update(
         self,
         updates: Updates,
         num_examples: Counts,
-        state: object,
+        state: ChainState,
         *,
         rng: np.random.Generator,
         reference: Aggregate | None = None,
-    ) -> tuple[Aggregate, object]:
+    ) -> tuple[Aggregate, ChainState]:
         """Aggregate one round; return the aggregate and the next state."""
         ...
 
     def __call__(
         self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
     ) -> Aggregate:
-        """One step from the initial state with ``rng=default_rng(0)``."""
+        """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)``."""
         ...
+
+
+def as_aggregator(
+    rule: Rule,
+    state: ChainState,
+    *,
+    rng: np.random.Generator,
+    reference: Aggregate | None = None,
+) -> Callable[[Updates, Counts], Aggregate]:
+    """A read-only view of a deployed ``rule`` at its current ``state``: what an omniscient
+    adversary sees.
+
+    Each call runs ``rule.update`` with ``state`` and a fresh deep copy of ``rng`` as it was
+    when the view was made, so every candidate forgery is scored against exactly what the
+    server will compute this round, and it returns the aggregate only: the new state is
+    discarded, and neither ``state`` (frozen) nor the caller's generator ever changes.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> rule = strategies.get_aggregator("centered_clipping", radius=1.0)
+    >>> state = rule.init(1)
+    >>> view = as_aggregator(rule, state, rng=np.random.default_rng(0))
+    >>> view(np.array([[3.0], [3.0]]), np.ones(2, dtype=np.int64))
+    array([1.])
+    >>> view(np.array([[3.0], [3.0]]), np.ones(2, dtype=np.int64))  # state unchanged
+    array([1.])
+    """
+    snapshot = copy.deepcopy(rng)
+
+    def aggregate(updates: Updates, num_examples: Counts) -> Aggregate:
+        generator = copy.deepcopy(snapshot)
+        return rule.update(updates, num_examples, state, rng=generator, reference=reference)[0]
+
+    return aggregate
 
 
 def check_round(name: str, updates: Updates, num_examples: Counts, needed: int, bound: str) -> None:
@@ -140,145 +251,3 @@ def check_reference(name: str, reference: Aggregate | None, num_params: int) -> 
     if not np.all(np.isfinite(reference)):
         raise AggregationError(f"{name}: reference contains NaN or Inf")
     return reference
-
-
-def _frozen(array: NDArray[np.float64]) -> NDArray[np.float64]:
-    array.setflags(write=False)
-    return array
-
-
-class OneStepCall(ABC):
-    """``__call__`` as one :meth:`step` from :meth:`init` with ``rng=default_rng(0)``: the
-    one-round convenience every :class:`Rule` implementation shares."""
-
-    @abstractmethod
-    def init(self, num_params: int) -> object:
-        """Explicit, frozen state before round 1."""
-
-    @abstractmethod
-    def step(
-        self,
-        updates: Updates,
-        num_examples: Counts,
-        state: object,
-        *,
-        rng: np.random.Generator,
-        reference: Aggregate | None = None,
-    ) -> tuple[Aggregate, object]:
-        """Aggregate one round; return the aggregate and the next state."""
-
-    def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
-    ) -> Aggregate:
-        state = self.init(updates.shape[1]) if updates.ndim == 2 else None
-        return self.step(
-            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
-        )[0]
-
-
-@dataclass(frozen=True)
-class FunctionRule(OneStepCall):
-    """A registered pure rule function bound to its validated parameters (implements Rule)."""
-
-    name: str
-    function: RuleFunction
-    params: RuleParams
-
-    def min_clients(self) -> int:
-        return self.params.min_clients()
-
-    def needs_reference(self) -> bool:
-        return self.params.needs_reference
-
-    def init(self, num_params: int) -> object:
-        if self.params.carries_state:
-            return _frozen(np.zeros(num_params, dtype=np.float64))
-        return None
-
-    def step(
-        self,
-        updates: Updates,
-        num_examples: Counts,
-        state: object,
-        *,
-        rng: np.random.Generator,
-        reference: Aggregate | None = None,
-    ) -> tuple[Aggregate, object]:
-        # Deterministic rules ignore ``rng``; the protocol carries it for randomised rules and
-        # pre-aggregators so a whole chain is replayable from one seed.
-        check_round(self.name, updates, num_examples, self.min_clients(), self.params.bound)
-        kwargs: dict[str, Any] = dict(self.params)
-        if self.params.uses_rng:
-            kwargs["rng"] = rng
-        if self.params.needs_reference:
-            kwargs["reference"] = check_reference(self.name, reference, updates.shape[1])
-        if not self.params.carries_state:
-            return self.function(updates, num_examples, **kwargs), None
-        if not isinstance(state, np.ndarray) or state.shape != (updates.shape[1],):
-            raise AggregationError(
-                f"{self.name}: state must be the ({updates.shape[1]},) array from init/step"
-            )
-        result = self.function(updates, num_examples, previous=state, **kwargs)
-        return result, _frozen(result.astype(np.float64))
-
-
-@dataclass(frozen=True)
-class FunctionPreAggregator:
-    """A registered pure pre-aggregator bound to its validated parameters."""
-
-    name: str
-    function: PreFunction
-    params: PreParams
-
-    def min_clients(self, downstream: int = 1) -> int:
-        """Smallest n for which this stage and a downstream stage needing ``downstream`` fit."""
-        return self.params.min_clients(downstream)
-
-    def __call__(
-        self, updates: Updates, num_examples: Counts, *, rng: np.random.Generator
-    ) -> tuple[Updates, Counts]:
-        check_round(self.name, updates, num_examples, self.min_clients(), self.params.bound)
-        kwargs: dict[str, Any] = dict(self.params)
-        if self.params.uses_rng:
-            kwargs["rng"] = rng
-        return self.function(updates, num_examples, **kwargs)
-
-
-@dataclass(frozen=True)
-class Chain(OneStepCall):
-    """Pre-aggregators applied in order, then a rule (implements Rule).
-
-    ``min_clients`` is the strictest bound of the chain, computed backwards: the rule needs
-    ``k`` rows, so the last pre-aggregator needs ``min_clients(k)`` rows, and so on.
-    """
-
-    name: str
-    """Stage names joined by ``+`` (``nnm+krum``)."""
-    pre: Sequence[FunctionPreAggregator]
-    rule: Rule
-
-    def min_clients(self) -> int:
-        needed = self.rule.min_clients()
-        for stage in reversed(self.pre):
-            needed = stage.min_clients(needed)
-        return needed
-
-    def needs_reference(self) -> bool:
-        return self.rule.needs_reference()
-
-    def init(self, num_params: int) -> object:
-        return self.rule.init(num_params)
-
-    def step(
-        self,
-        updates: Updates,
-        num_examples: Counts,
-        state: object,
-        *,
-        rng: np.random.Generator,
-        reference: Aggregate | None = None,
-    ) -> tuple[Aggregate, object]:
-        check_round(self.name, updates, num_examples, self.min_clients(), "strictest stage")
-        for stage in self.pre:
-            updates, num_examples = stage(updates, num_examples, rng=rng)
-        return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)

@@ -6,45 +6,107 @@ import numpy as np
 from pydantic import Field
 
 from strategies import _math
-from strategies.base import Aggregate, Counts, RuleParams, Updates
-from strategies.registries import AGGREGATORS
+from strategies.base import Aggregate, Counts, StatelessRule, Updates
+from strategies.registries import aggregator
 
 
-@AGGREGATORS.register("median", RuleParams, kind="coordinate-wise")
-def median(updates: Updates, num_examples: Counts) -> Aggregate:
-    """Coordinate-wise median: ``out[c] = median_i x_i[c]`` (mean of the two middle values if n
-    is even).
-
-    Yin et al. 2018, "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates".
-    Bound: none (n >= 1); each coordinate stays inside the honest range while f < n/2.
-    Example counts are ignored (self-reported).
-    """
-    del num_examples  # robust rules do not trust self-reported counts
+def median(updates: Updates) -> Aggregate:
+    """Coordinate-wise median (see :class:`Median`)."""
     return _math.like(_math.median_of_sorted(_math.sorted_columns(updates)), updates)
 
 
-class TrimmedMeanParams(RuleParams):
-    """Trimmed mean: how many values to drop from each tail."""
+def trimmed_mean(updates: Updates, *, num_trimmed: int) -> Aggregate:
+    """Mean of each coordinate's sorted values ``x_(b) .. x_(n-b-1)`` (see :class:`TrimmedMean`)."""
+    n = updates.shape[0]
+    kept = _math.sorted_columns(updates)[num_trimmed : n - num_trimmed]
+    return _math.like(np.mean(kept, axis=0, dtype=np.float64), updates)
+
+
+@aggregator("median", kind="coordinate-wise")
+class Median(StatelessRule):
+    r"""Coordinate-wise median (the mean of the two middle values when n is even).
+
+    .. math::
+
+        \bar x_c = \operatorname{median}\{x_{1c}, \dots, x_{nc}\}
+        \quad \text{for every coordinate } c
+
+    Parameters
+    ----------
+    None
+        The rule has no parameter.
+
+    Returns
+    -------
+    ndarray, shape (n_params,)
+        The aggregate, in the dtype of the updates.
+
+    Notes
+    -----
+    Bound: none (n >= 1); every coordinate stays inside the honest range while f < n/2.
+    Example counts are ignored (a Byzantine client can report any count).
+
+    References
+    ----------
+    .. [1] Yin, Chen, Ramchandran, Bartlett 2018, "Byzantine-Robust Distributed Learning:
+       Towards Optimal Statistical Rates", ICML.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> rule = strategies.get_aggregator("median")
+    >>> rule(np.array([[1.0, 1.0], [100.0, 5.0], [3.0, 2.0], [0.0, 10.0]]), np.ones(4, np.int64))
+    array([2. , 3.5])
+    """
+
+    def aggregate(self, updates: Updates, num_examples: Counts) -> Aggregate:
+        return median(updates)
+
+
+@aggregator("trimmed_mean", kind="coordinate-wise")
+class TrimmedMean(StatelessRule):
+    r"""Coordinate-wise trimmed mean: drop the b largest and b smallest values, average the rest.
+
+    .. math::
+
+        \bar x_c = \frac{1}{n - 2b} \sum_{k=b}^{n-b-1} x_{(k)c}, \qquad
+        x_{(0)c} \le \dots \le x_{(n-1)c} \text{ the sorted values of coordinate } c
+
+    Parameters
+    ----------
+    num_trimmed : int, >= 0, default 0
+        b: values removed from EACH tail per coordinate. A count, not Yin et al.'s fraction
+        :math:`\beta = b/n`, so "tolerates b Byzantine clients" is exact for every n.
+
+    Returns
+    -------
+    ndarray, shape (n_params,)
+        The aggregate, in the dtype of the updates.
+
+    Notes
+    -----
+    Bound: n >= 2b+1 (one value kept); with at most b Byzantine clients every coordinate
+    stays inside the honest range. Example counts are ignored.
+
+    References
+    ----------
+    .. [1] Yin, Chen, Ramchandran, Bartlett 2018, "Byzantine-Robust Distributed Learning:
+       Towards Optimal Statistical Rates", ICML.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> rule = strategies.get_aggregator("trimmed_mean", num_trimmed=1)
+    >>> x = np.array([[1.0, -50.0], [2.0, 0.0], [3.0, 1.0], [100.0, 2.0]])
+    >>> rule(x, np.ones(4, dtype=np.int64))  # mean(2, 3), mean(0, 1)
+    array([2.5, 0.5])
+    """
 
     bound = "n >= 2b+1"
     num_trimmed: int = Field(default=0, ge=0)
-    """b = beta * n in Yin et al. 2018: values removed from EACH tail per coordinate (a count,
-    not a fraction, so the guarantee "tolerates b Byzantine clients" is exact for every n)."""
 
     def min_clients(self) -> int:
         return 2 * self.num_trimmed + 1
 
-
-@AGGREGATORS.register("trimmed_mean", TrimmedMeanParams, kind="coordinate-wise")
-def trimmed_mean(updates: Updates, num_examples: Counts, *, num_trimmed: int = 0) -> Aggregate:
-    """Coordinate-wise trimmed mean: ``out[c] = 1/(n-2b) sum_{k=b}^{n-b-1} x_(k)[c]``, where
-    ``x_(0)[c] <= ... <= x_(n-1)[c]`` are coordinate c's values sorted.
-
-    Yin et al. 2018, "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates"
-    (beta-trimmed mean with beta = b/n). Bound: n >= 2b+1; with at most b Byzantine clients
-    every coordinate stays inside the honest range. Example counts are ignored.
-    """
-    del num_examples  # robust rules do not trust self-reported counts
-    n = updates.shape[0]
-    kept = _math.sorted_columns(updates)[num_trimmed : n - num_trimmed]
-    return _math.like(np.mean(kept, axis=0, dtype=np.float64), updates)
+    def aggregate(self, updates: Updates, num_examples: Counts) -> Aggregate:
+        return trimmed_mean(updates, num_trimmed=self.num_trimmed)

@@ -1,29 +1,22 @@
-"""Parameter models shared by several rules (one definition of ``num_byzantine``)."""
+"""Parameter fields shared by several stages (one definition of ``num_byzantine``)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from strategies.base import PreParams, RuleParams
+from common.registry import Params
 
 
-class ByzantineParams(RuleParams):
-    """A rule that is told how many Byzantine clients to tolerate."""
+class Byzantine(Params):
+    """A stage that is told how many Byzantine clients to tolerate (a mixin of stage models)."""
 
     num_byzantine: int = Field(default=0, ge=0)
-    """f in Blanchard et al. 2017: the number of Byzantine updates the rule must tolerate."""
+    """f in Blanchard et al. 2017 and Allouah et al. 2023: Byzantine updates to tolerate."""
 
 
-class WeightingParams(RuleParams):
+class Weighting(Params):
     """A rule that averages, optionally weighted by the self-reported example counts."""
 
     weighted: bool = True
     """Weight client i by n_i / sum(n) (McMahan et al.); False gives 1/n, since a Byzantine
     client can report any count."""
-
-
-class ByzantinePreParams(PreParams):
-    """A pre-aggregator that is told how many Byzantine clients to tolerate."""
-
-    num_byzantine: int = Field(default=0, ge=0)
-    """f in Allouah et al. 2023: the number of Byzantine updates to tolerate."""

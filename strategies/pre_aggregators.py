@@ -6,48 +6,19 @@ import numpy as np
 from pydantic import Field
 
 from strategies import _math
-from strategies.base import Counts, PreParams, Updates
-from strategies.params import ByzantinePreParams
-from strategies.registries import PRE_AGGREGATORS
+from strategies.base import Counts, EmptyState, PreStage, StatelessPre, Updates
+from strategies.params import Byzantine
+from strategies.registries import pre_aggregator
 
 
-class ClipParams(PreParams):
-    """Static norm clipping radius."""
-
-    max_norm: float = Field(gt=0, allow_inf_nan=False)
-    """M: every update is scaled onto the L2 ball of this radius."""
-
-
-@PRE_AGGREGATORS.register("clip", ClipParams)
-def clip(updates: Updates, num_examples: Counts, *, max_norm: float) -> tuple[Updates, Counts]:
-    """Static norm clipping: ``x_i <- x_i min(1, M / ||x_i||_2)``; counts unchanged.
-
-    As in Sun et al. 2019 ("Can You Really Backdoor Federated Learning?") and DP-FedAvg
-    (McMahan et al. 2018). Bound: none (n >= 1).
-    """
+def clip(updates: Updates, *, max_norm: float) -> Updates:
+    """Every row scaled onto the L2 ball of radius M (see :class:`Clip`)."""
     factors = _math.clip_factors(_math.squared_norms(updates), max_norm)
-    return _math.like(updates * factors[:, None], updates), num_examples.copy()
+    return _math.like(updates * factors[:, None], updates)
 
 
-class NnmParams(ByzantinePreParams):
-    """Nearest-neighbour mixing: the number of Byzantine clients f."""
-
-    bound = "n >= 2f+1"
-
-    def min_clients(self, downstream: int) -> int:
-        return max(downstream, 2 * self.num_byzantine + 1)
-
-
-@PRE_AGGREGATORS.register("nnm", NnmParams)
-def nnm(
-    updates: Updates, num_examples: Counts, *, num_byzantine: int = 0
-) -> tuple[Updates, Counts]:
-    """Nearest-neighbour mixing: ``y_i = 1/(n-f) sum_{j in N_i} x_j``, ``N_i`` the n - f
-    updates nearest to ``x_i`` (including ``x_i`` itself); counts unchanged.
-
-    Allouah et al. 2023, "Fixing by Mixing: A Recipe for Optimal Byzantine ML under
-    Heterogeneity" (f = ``num_byzantine``). Bound: n >= 2f+1 (f < n/2).
-    """
+def nnm(updates: Updates, *, num_byzantine: int) -> Updates:
+    """Every row replaced by the mean of its n - f nearest rows (see :class:`NNM`)."""
     n = updates.shape[0]
     keep = n - num_byzantine
     distances = _math.pairwise_squared_distances(updates)
@@ -55,34 +26,13 @@ def nnm(
     nearest = np.argsort(distances, axis=1, kind="stable")[:, :keep]
     mixing = np.zeros((n, n))
     np.put_along_axis(mixing, nearest, 1.0 / keep, axis=1)
-    return _math.mix(mixing, updates), num_examples.copy()
+    return _math.mix(mixing, updates)
 
 
-class BucketingParams(PreParams):
-    """Bucketing: the bucket size s."""
-
-    uses_rng = True
-    bound = "ceil(n/s) >= the next stage's bound"
-    bucket_size: int = Field(default=2, ge=1)
-    """s in Karimireddy et al. 2022: updates averaged per bucket."""
-
-    def min_clients(self, downstream: int) -> int:
-        # ceil(n / s) >= k  <=>  n >= (k - 1) s + 1
-        return max(1, (max(downstream, 1) - 1) * self.bucket_size + 1)
-
-
-@PRE_AGGREGATORS.register("bucketing", BucketingParams)
 def bucketing(
     updates: Updates, num_examples: Counts, *, bucket_size: int, rng: np.random.Generator
 ) -> tuple[Updates, Counts]:
-    """Bucketing: permute the n updates with ``rng``, split them into ceil(n/s) buckets of s
-    consecutive updates (the last may be smaller), and return each bucket's plain mean with
-    the bucket's summed example count.
-
-    Karimireddy, He, Jaggi 2022, "Byzantine-Robust Learning on Heterogeneous Datasets via
-    Bucketing" (s = ``bucket_size``). Bound: none of its own; the next stage
-    sees ceil(n/s) updates of which at most f are contaminated.
-    """
+    """Bucket means of the rows permuted with ``rng``, summed counts (see :class:`Bucketing`)."""
     n = updates.shape[0]
     order = rng.permutation(n)
     buckets = np.arange(n) // bucket_size  # bucket of each position in the permuted order
@@ -92,3 +42,161 @@ def bucketing(
     mixing[buckets, order] = 1.0 / sizes[buckets]
     counts = np.bincount(buckets, weights=num_examples[order], minlength=num_buckets)
     return _math.mix(mixing, updates), counts.astype(np.int64)
+
+
+@pre_aggregator("clip")
+class Clip(StatelessPre):
+    r"""Static norm clipping: every update scaled onto the L2 ball of radius M; counts kept.
+
+    .. math::
+
+        x_i \leftarrow x_i \min\!\left(1, \frac{M}{\lVert x_i \rVert_2}\right)
+
+    Parameters
+    ----------
+    max_norm : float, > 0, required
+        M: the clipping radius.
+
+    Returns
+    -------
+    tuple of ndarray
+        The ``(n, n_params)`` clipped updates (their dtype) and a copy of the counts.
+
+    Notes
+    -----
+    Bound: none (n >= 1).
+
+    References
+    ----------
+    .. [1] Sun, Kairouz, Suresh, McMahan 2019, "Can You Really Backdoor Federated Learning?",
+       arXiv 1911.07963.
+    .. [2] McMahan, Ramage, Talwar, Zhang 2018, "Learning Differentially Private Recurrent
+       Language Models", ICLR (DP-FedAvg).
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> stage = strategies.get_pre_aggregator("clip", {"max_norm": 1.0})
+    >>> x, n, _ = stage.update(np.array([[3.0, 4.0], [0.0, 0.5]]), np.array([2, 3]),
+    ...                        stage.init(2), rng=np.random.default_rng(0))
+    >>> x
+    array([[0.6, 0.8],
+           [0. , 0.5]])
+    """
+
+    max_norm: float = Field(gt=0, allow_inf_nan=False)
+
+    def transform(self, updates: Updates, num_examples: Counts) -> tuple[Updates, Counts]:
+        return clip(updates, max_norm=self.max_norm), num_examples.copy()
+
+
+@pre_aggregator("nnm")
+class NNM(StatelessPre, Byzantine):
+    r"""Nearest-neighbour mixing: every update replaced by the mean of its n - f nearest
+    updates (itself included); counts kept.
+
+    .. math::
+
+        y_i = \frac{1}{n - f} \sum_{j \in N_i} x_j, \qquad
+        N_i \text{ the } n - f \text{ updates nearest } x_i \ (x_i \text{ included})
+
+    Parameters
+    ----------
+    num_byzantine : int, >= 0, default 0
+        f in Allouah et al. 2023: the number of Byzantine updates to tolerate.
+
+    Returns
+    -------
+    tuple of ndarray
+        The ``(n, n_params)`` mixed updates (their dtype) and a copy of the counts.
+
+    Notes
+    -----
+    Bound: n >= 2f+1 (f < n/2). Ties in distance go to the lower index.
+
+    References
+    ----------
+    .. [1] Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan 2023, "Fixing by Mixing:
+       A Recipe for Optimal Byzantine ML under Heterogeneity", AISTATS.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> stage = strategies.get_pre_aggregator("nnm", {"num_byzantine": 1})
+    >>> x, n, _ = stage.update(np.array([[0.0], [1.0], [10.0]]), np.ones(3, dtype=np.int64),
+    ...                        stage.init(1), rng=np.random.default_rng(0))
+    >>> x[:, 0]  # each with its nearest other
+    array([0.5, 0.5, 5.5])
+    """
+
+    bound = "n >= 2f+1"
+
+    def min_clients(self, downstream: int = 1) -> int:
+        return max(downstream, 2 * self.num_byzantine + 1)
+
+    def transform(self, updates: Updates, num_examples: Counts) -> tuple[Updates, Counts]:
+        return nnm(updates, num_byzantine=self.num_byzantine), num_examples.copy()
+
+
+@pre_aggregator("bucketing")
+class Bucketing(PreStage[EmptyState]):
+    r"""Bucketing: permute the n updates with ``rng``, split them into ceil(n/s) buckets of s
+    consecutive updates (the last may be smaller), and return the bucket means with the
+    buckets' summed counts.
+
+    .. math::
+
+        y_k = \frac{1}{|B_k|} \sum_{i \in B_k} x_{\pi(i)}, \quad
+        B_k = \{ks, \dots, \min(n, (k+1)s) - 1\}, \quad k < \lceil n/s \rceil
+
+    with :math:`\pi` a uniform random permutation drawn from ``rng``.
+
+    Parameters
+    ----------
+    bucket_size : int, >= 1, default 2
+        s in Karimireddy et al. 2022: updates averaged per bucket.
+
+    Returns
+    -------
+    tuple of ndarray
+        The ``(ceil(n/s), n_params)`` bucket means (their dtype) and their summed counts.
+
+    Notes
+    -----
+    Bound: none of its own; the next stage sees ceil(n/s) updates of which at most f are
+    contaminated, so the chain needs :math:`n \ge (k-1)s + 1` for a next stage needing k.
+    The only stage whose output depends on the row order (for a given ``rng``), by design.
+
+    References
+    ----------
+    .. [1] Karimireddy, He, Jaggi 2022, "Byzantine-Robust Learning on Heterogeneous Datasets
+       via Bucketing", ICLR.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> stage = strategies.get_pre_aggregator("bucketing", {"bucket_size": 2})
+    >>> np.random.default_rng(0).permutation(5)
+    array([2, 4, 3, 0, 1])
+    >>> x, n, _ = stage.update(np.array([[0.0], [10.0], [20.0], [30.0], [40.0]]),
+    ...                        np.array([1, 2, 3, 4, 5]), stage.init(1),
+    ...                        rng=np.random.default_rng(0))
+    >>> x[:, 0], n  # buckets {2, 4}, {3, 0}, {1}
+    (array([30., 15., 10.]), array([8, 5, 2]))
+    """
+
+    uses_rng = True
+    bound = "ceil(n/s) >= the next stage's bound"
+    bucket_size: int = Field(default=2, ge=1)
+
+    def min_clients(self, downstream: int = 1) -> int:
+        # ceil(n / s) >= k  <=>  n >= (k - 1) s + 1
+        return max(1, (max(downstream, 1) - 1) * self.bucket_size + 1)
+
+    def init(self, num_params: int) -> EmptyState:
+        return EmptyState()
+
+    def update(
+        self, updates: Updates, num_examples: Counts, state: EmptyState, *, rng: np.random.Generator
+    ) -> tuple[Updates, Counts, EmptyState]:
+        return *bucketing(updates, num_examples, bucket_size=self.bucket_size, rng=rng), state

@@ -1,9 +1,39 @@
-"""The two plug-in registries of this package: aggregation rules and pre-aggregators."""
+"""The two plug-in registries of this package: aggregation rules and pre-aggregators.
+
+A stage class is registered as its own parameter model: ``get_aggregator`` validates the
+scenario's parameters into an instance of it, which is the stage.
+"""
 
 from __future__ import annotations
 
-from common.registry import Registry
-from strategies.base import PreFunction, RuleFunction
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-AGGREGATORS: Registry[RuleFunction] = Registry("aggregator")
-PRE_AGGREGATORS: Registry[PreFunction] = Registry("pre-aggregator")
+from common.registry import Registry
+from strategies.base import PreStage, RuleStage
+
+AGGREGATORS: Registry[type[RuleStage[Any]]] = Registry("aggregator")
+PRE_AGGREGATORS: Registry[type[PreStage[Any]]] = Registry("pre-aggregator")
+
+R = TypeVar("R", bound=type[RuleStage[Any]])
+P = TypeVar("P", bound=type[PreStage[Any]])
+
+
+def aggregator(name: str, **tags: str) -> Callable[[R], R]:
+    """Register the decorated rule class under ``name``, as its own parameter model."""
+
+    def decorate(cls: R) -> R:
+        AGGREGATORS.register(name, cls, **tags)(cls)
+        return cls
+
+    return decorate
+
+
+def pre_aggregator(name: str, **tags: str) -> Callable[[P], P]:
+    """Register the decorated pre-aggregator class under ``name``, as its own parameter model."""
+
+    def decorate(cls: P) -> P:
+        PRE_AGGREGATORS.register(name, cls, **tags)(cls)
+        return cls
+
+    return decorate

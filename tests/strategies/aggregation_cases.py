@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import strategies
-from strategies.base import OneStepCall, Rule
+from strategies.base import ChainState, Rule
 
 NUM_BYZANTINE = 2
 
@@ -38,10 +38,11 @@ class Case:
 
 
 @dataclass(frozen=True)
-class MeanAsReference(OneStepCall):
+class MeanAsReference:
     """A rule that needs the server's own update (FLTrust), run with the mean of the updates
     as that update when none is given: what a server whose root data look like the clients'
-    would compute. Lets the registry-wide contract tests call it like any other rule."""
+    would compute. Lets the registry-wide contract tests call it like any other rule. The
+    mean is taken in float64, then rounded to the updates' dtype, like a real reference."""
 
     rule: Rule
 
@@ -55,21 +56,32 @@ class MeanAsReference(OneStepCall):
     def needs_reference(self) -> bool:
         return True
 
-    def init(self, num_params: int) -> object:
+    def init(self, num_params: int) -> ChainState:
         return self.rule.init(num_params)
 
-    def step(
+    def update(
         self,
         updates: NDArray[np.floating[Any]],
         num_examples: NDArray[np.int64],
-        state: object,
+        state: ChainState,
         *,
         rng: np.random.Generator,
         reference: NDArray[np.floating[Any]] | None = None,
-    ) -> tuple[NDArray[np.floating[Any]], object]:
+    ) -> tuple[NDArray[np.floating[Any]], ChainState]:
         if reference is None and updates.ndim == 2:
-            reference = updates.mean(axis=0)
-        return self.rule.step(updates, num_examples, state, rng=rng, reference=reference)
+            reference = updates.mean(axis=0, dtype=np.float64).astype(updates.dtype)
+        return self.rule.update(updates, num_examples, state, rng=rng, reference=reference)
+
+    def __call__(
+        self,
+        updates: NDArray[np.floating[Any]],
+        num_examples: NDArray[np.int64],
+        *,
+        reference: NDArray[np.floating[Any]] | None = None,
+    ) -> NDArray[np.floating[Any]]:
+        state = self.init(updates.shape[1] if updates.ndim == 2 else 0)
+        rng = np.random.default_rng(0)
+        return self.update(updates, num_examples, state, rng=rng, reference=reference)[0]
 
 
 F = {"num_byzantine": NUM_BYZANTINE}

@@ -1,0 +1,88 @@
+"""Pre-aggregators applied in order, then a rule: Optax's ``chain`` for aggregation stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from common.errors import AggregationError
+from strategies.base import (
+    Aggregate,
+    ChainState,
+    Counts,
+    PreStage,
+    RuleStage,
+    Updates,
+    check_reference,
+    check_round,
+)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Pre-aggregators applied in order, then a rule (implements :class:`strategies.Rule`).
+
+    The state is the tuple of the stages' states, pre-aggregators first. ``min_clients`` is
+    the strictest bound of the chain, computed backwards: the rule needs ``k`` rows, so the
+    last pre-aggregator needs ``min_clients(k)`` rows, and so on. Every stage draws from the
+    one ``rng`` in order, so the whole chain replays from one seed.
+    """
+
+    name: str
+    """The rule's registry name, or the stage names joined by ``+`` (``nnm+krum``)."""
+    pre: Sequence[PreStage[Any]]
+    rule: RuleStage[Any]
+
+    def min_clients(self) -> int:
+        needed = self.rule.min_clients()
+        for stage in reversed(self.pre):
+            needed = stage.min_clients(needed)
+        return needed
+
+    def needs_reference(self) -> bool:
+        return self.rule.needs_reference
+
+    def init(self, num_params: int) -> ChainState:
+        return (*(stage.init(num_params) for stage in self.pre), self.rule.init(num_params))
+
+    def update(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: ChainState,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None = None,
+    ) -> tuple[Aggregate, ChainState]:
+        """Aggregate one round; return the aggregate and the next state (one per stage)."""
+        bound = "strictest stage" if self.pre else self.rule.bound
+        check_round(self.name, updates, num_examples, self.min_clients(), bound)
+        if not isinstance(state, tuple) or len(state) != len(self.pre) + 1:
+            raise AggregationError(
+                f"{self.name}: state must be the tuple of {len(self.pre) + 1} stage states "
+                f"from init/update, got {type(state).__name__}"
+            )
+        if self.rule.needs_reference:
+            reference = check_reference(self.name, reference, updates.shape[1])
+        next_states = []
+        for stage, stage_state in zip(self.pre, state, strict=False):
+            updates, num_examples, stage_state = stage.update(
+                updates, num_examples, stage_state, rng=rng
+            )
+            next_states.append(stage_state)
+        aggregate, rule_state = self.rule.update(
+            updates, num_examples, state[-1], rng=rng, reference=reference
+        )
+        return aggregate, (*next_states, rule_state)
+
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
+        """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)``."""
+        state = self.init(updates.shape[1] if updates.ndim == 2 else 0)
+        return self.update(
+            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+        )[0]
