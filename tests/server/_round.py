@@ -88,15 +88,16 @@ def play_round(
     *,
     replying: Callable[[int], bool] = lambda partition: True,
     num_examples: Callable[[int], int] = lambda partition: 10,
+    key: Callable[[int], KeyPair | None] = lambda partition: None,
 ) -> tuple[list[F32], RoundResult]:
     """Broadcast, let every ``replying`` sampled client answer, aggregate, take the result."""
     sent = strategy.configure_train(
         server_round, ArrayRecord(list(global_arrays)), ConfigRecord(), GRID
     )
     replies = [
-        client_reply(m, weights(partition_of(m)), num_examples=num_examples(partition_of(m)))
+        client_reply(m, weights(p), num_examples=num_examples(p), key=key(p))
         for m in sent
-        if replying(partition_of(m))
+        if replying(p := partition_of(m))
     ]
     arrays, _ = strategy.aggregate_train(server_round, replies)
     assert arrays is not None
