@@ -158,8 +158,8 @@ def decode_train_reply(message: Message) -> TrainReply | Refusal:
         arrays=arrays.to_numpy_ndarrays(),
         num_examples=integer(metrics, NUM_EXAMPLES),
         train_loss=number(metrics, TRAIN_LOSS),
-        local_steps=integer(metrics, LOCAL_STEPS),
-        sampling_rate=number(metrics, SAMPLING_RATE),
+        local_steps=int(_within(integer(metrics, LOCAL_STEPS), LOCAL_STEPS, 0, math.inf)),
+        sampling_rate=_within(number(metrics, SAMPLING_RATE), SAMPLING_RATE, 0.0, 1.0),
         base_digest=text(integrity, BASE_DIGEST) if BASE_DIGEST in integrity else "",
         update_digest=text(integrity, UPDATE_DIGEST) if UPDATE_DIGEST in integrity else "",
         signature=signature,
@@ -185,6 +185,13 @@ def integer(record: Mapping[str, object], key: str) -> int:
     value = _field(record, key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProtocolError(f"field {key!r}: got {value!r}; expected an integer")
+    return value
+
+
+def _within(value: float, key: str, low: float, high: float) -> float:
+    """``value`` when ``low <= value <= high`` (what the privacy accountant can compose)."""
+    if not low <= value <= high:
+        raise ProtocolError(f"field {key!r}: got {value!r}; expected a value in [{low}, {high}]")
     return value
 
 

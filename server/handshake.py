@@ -41,7 +41,7 @@ def discover_partitions(grid: Grid, scenario: Scenario, *, timeout: float) -> di
             raise FedshieldError(
                 f"node {reply.metadata.src_node_id} failed the handshake: {reply.error.reason}"
             )
-        partition_id = int(P.number(reply.content.metric_records[P.METRICS], P.PARTITION_ID))
+        partition_id = P.integer(reply.content.metric_records[P.METRICS], P.PARTITION_ID)
         mapping[partition_id] = int(reply.metadata.src_node_id)
     if sorted(mapping) != list(range(expected)):
         raise FedshieldError(

@@ -111,6 +111,8 @@ def _malformed(sent: Message, kind: str) -> Message:
         content = RecordDict({P.ARRAYS: content.array_records[P.ARRAYS]})
     elif kind == "float_count":
         content[P.METRICS] = MetricRecord({**metrics, P.NUM_EXAMPLES: 10.5})
+    elif kind == "rate_above_one":
+        content[P.METRICS] = MetricRecord({**metrics, P.SAMPLING_RATE: 5.0})
     elif kind == "no_loss":
         content[P.METRICS] = MetricRecord({k: v for k, v in metrics.items() if k != P.TRAIN_LOSS})
     elif kind == "text_signature":
@@ -127,14 +129,13 @@ def _malformed(sent: Message, kind: str) -> Message:
 
 
 def test_malformed_replies_are_recorded_rejections_and_the_round_goes_on() -> None:
-    kinds = ["no_metrics", "float_count", "no_loss", "text_signature", "one_array_short",
-             "wrong_shape", "refused"]  # fmt: skip
+    kinds = ["no_metrics", "float_count", "no_loss", "text_signature", "rate_above_one",
+             "one_array_short", "wrong_shape", "refused"]  # fmt: skip
     strategy = _strategy()
     sent = list(strategy.configure_train(1, ArrayRecord(BASE), ConfigRecord(), GRID))
     replies = [_malformed(m, kinds[i]) for i, m in enumerate(sent[: len(kinds)])]
-    replies += [
-        client_reply(m, [np.full(a.shape, 3.0, np.float32) for a in BASE]) for m in sent[7:]
-    ]
+    threes = [np.full(a.shape, 3.0, np.float32) for a in BASE]
+    replies += [client_reply(m, threes) for m in sent[len(kinds) :]]
     arrays, _ = strategy.aggregate_train(1, replies)
     result = strategy.sink.take(1)
     assert arrays is not None and result is not None
@@ -143,9 +144,10 @@ def test_malformed_replies_are_recorded_rejections_and_the_round_goes_on() -> No
         1: ("malformed: field 'num-examples': got 10.5; expected an integer",),
         2: ("malformed: field 'train-loss' is missing",),
         3: ("malformed: field 'signature': got str; expected bytes",),
-        4: ("shape_mismatch",),
+        4: ("malformed: field 'sampling-rate': got 5.0; expected a value in [0.0, 1.0]",),
         5: ("shape_mismatch",),
+        6: ("shape_mismatch",),
     }
-    assert result.refused == {6: "unauthentic_broadcast"}
-    assert result.accepted == (7, 8, 9) and result.skipped is None
+    assert result.refused == {7: "unauthentic_broadcast"}
+    assert result.accepted == (8, 9) and result.skipped is None
     np.testing.assert_allclose(arrays.to_numpy_ndarrays()[0], np.full((2, 2), 3.0))
