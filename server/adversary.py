@@ -7,8 +7,10 @@ never receives it nor any client's malicious status.
 
 * Collusion (threat model ``honest_updates`` or ``omniscient``): the malicious clients of the
   round replace their updates with forged ones computed from the honest updates of the round
-  (and, for omniscient attacks only, the deployed aggregation rule). They sign what they send,
-  since they own their keys.
+  (and, for omniscient attacks only, a read-only :class:`~server.round.ChainView` of the
+  deployed chain: its current state and a copy of the round's generator). They sign what they
+  send, since they own their keys. Forged rows replace the colluders' own rows of the round's
+  stacked updates; the server shuffles all rows before its rule runs.
 * Wire (kind ``transit``): weights are altered in transit on the links of the malicious
   clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
   keys: it cannot re-sign, which is exactly what the integrity checks detect.

@@ -56,7 +56,9 @@ class _Decoded:
     refused: dict[int, str]
     rejected: dict[int, tuple[str, ...]]
     misfits: list[TrainReply]
-    """Decoded replies whose arrays do not fit the global model (never stacked)."""
+    """Decoded replies whose arrays do not fit the global model (never stacked)..."""
+    misfit_reasons: dict[int, tuple[str, ...]]
+    """... and why, per partition (the gate's vocabulary: ``shape_mismatch`` etc.)."""
 
 
 class FedshieldStrategy(FedAvg):
@@ -132,7 +134,7 @@ class FedshieldStrategy(FedAvg):
 
     def _decode(self, messages: list[Message]) -> _Decoded:
         """Decode every reply; one that does not follow the protocol is rejected, with why."""
-        decoded = _Decoded([], {}, {}, [])
+        decoded = _Decoded([], {}, {}, [], {})
         for message in messages:
             try:
                 reply = decode_train_reply(message)
@@ -142,10 +144,11 @@ class FedshieldStrategy(FedAvg):
                 continue
             if isinstance(reply, Refusal):
                 decoded.refused[reply.partition_id] = reply.reason
-            elif structure_failure(reply, self._global) is None:
+            elif (misfit := structure_failure(reply, self._global)) is None:
                 decoded.replies.append(reply)
             else:
                 decoded.misfits.append(reply)
+                decoded.misfit_reasons[reply.partition_id] = (misfit,)
         decoded.replies.sort(key=lambda r: r.partition_id)
         return decoded
 
@@ -206,12 +209,7 @@ class FedshieldStrategy(FedAvg):
         """
         rejected = dict(decoded.rejected)
         if self.guard is None:
-            rejected.update(
-                {
-                    r.partition_id: (structure_failure(r, self._global) or "",)
-                    for r in decoded.misfits
-                }
-            )
+            rejected.update(decoded.misfit_reasons)
             return rejected, {}, list(range(len(updates.replies)))
         outcome = self.guard.check(
             server_round,
