@@ -135,7 +135,9 @@ class Adversary:
             rng=derive_rng(self.scenario.seed, "collude", server_round),
             honest_num_examples=updates.num_examples()[good],
             # The structural threat model: only an omniscient attack sees the aggregator.
-            aggregator=aggregator if attack.threat_model is ThreatModel.OMNISCIENT else None,
+            aggregator=aggregator.placed(good + bad)
+            if aggregator is not None and attack.threat_model is ThreatModel.OMNISCIENT
+            else None,
         )
         changes = {
             index: self._signed(replies[index], unflatten(updates.base_flat + row, global_arrays))

@@ -17,8 +17,8 @@ step: the chain's current state and a copy of the round's generator.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -132,19 +132,42 @@ class ChainView:
     """The deployed chain before this round's step, read-only: what an omniscient attacker runs.
 
     Each call runs ``chain.step`` from the chain's current ``state`` (a frozen value) with a
-    fresh copy of the round's generator ``rng``, so it makes the draws the server's own step
-    will make, and an attacker's search over many calls never consumes the server's draws nor
-    advances its state. Rows are aggregated in the order given: the server shuffles its rows
-    first, so only an order-sensitive randomised rule can answer the view differently.
+    fresh copy of the round's generator ``rng`` as it was when the view was made, so it makes
+    the draws the server's own step will make, and an attacker's search over many calls never
+    consumes the server's draws nor advances its state.
+
+    Row order matters to an order-sensitive randomised stage (bucketing). Once the adversary
+    has said where the rows of its calls sit among the round's replies (:meth:`placed`), a
+    call with that many rows is put in the server's own order first: the replies' order,
+    permuted by the server's seeded ``shuffle``. So the prediction is exact whenever the gate
+    accepts every reply; other calls are aggregated in the order given.
     """
 
     chain: Rule
     state: object
     rng: np.random.Generator
     reference: Aggregate | None = None
+    shuffle: Callable[[int], NDArray[np.intp]] | None = None
+    """The server's seeded permutation of n rows, applied before its rule runs."""
+    positions: tuple[int, ...] | None = None
+    """Index among the round's replies of each row of a call (set with :meth:`placed`)."""
+
+    def __post_init__(self) -> None:
+        # A snapshot: the server goes on to draw from the generator it passed in.
+        object.__setattr__(self, "rng", copy.deepcopy(self.rng))
+
+    def placed(self, positions: Sequence[int]) -> ChainView:
+        """This view, told that row k of a call is reply ``positions[k]`` of the round."""
+        return replace(self, positions=tuple(positions))
 
     def __call__(self, updates: Updates, num_examples: Counts) -> Aggregate:
         """The aggregate the deployed chain would return for these rows this round."""
+        n = updates.shape[0]
+        if self.shuffle is not None and self.positions is not None and len(self.positions) == n:
+            row_at = np.empty(n, dtype=np.intp)
+            row_at[list(self.positions)] = np.arange(n)  # reply index -> row of this call
+            order = row_at[self.shuffle(n)]
+            updates, num_examples = updates[order], num_examples[order]
         aggregate, _ = self.chain.step(
             updates,
             num_examples,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -166,7 +167,9 @@ class FedshieldStrategy(FedAvg):
             if self.root is not None and self.chain.needs_reference()
             else None
         )
-        view = ChainView(self.chain, self.chain_state, rng, reference)
+        view = ChainView(
+            self.chain, self.chain_state, rng, reference, partial(self._shuffle, server_round)
+        )
         updates = RoundUpdates.stack(decoded.replies, self._global)
         updates, attack = self.adversary.collude(
             server_round, updates, self._global, aggregator=view
@@ -222,6 +225,10 @@ class FedshieldStrategy(FedAvg):
         kept = [i for i in outcome.accepted if i < len(updates.replies)]
         return rejected, dict(outcome.flagged), kept
 
+    def _shuffle(self, server_round: int, num_rows: int) -> NDArray[np.intp]:
+        """The seeded order of the round's rows before the chain runs."""
+        return derive_rng(self.scenario.seed, "shuffle", server_round).permutation(num_rows)
+
     def _aggregate(
         self,
         server_round: int,
@@ -235,9 +242,7 @@ class FedshieldStrategy(FedAvg):
             return self._global, "no update was accepted"
         # Shuffle with the seed: no rule can exploit (or be hurt by) who replied first, and
         # forged rows are not where an attack put them.
-        order = np.asarray(kept)[
-            derive_rng(self.scenario.seed, "shuffle", server_round).permutation(len(kept))
-        ]
+        order = np.asarray(kept)[self._shuffle(server_round, len(kept))]
         deltas = updates.deltas[order]
         deltas.setflags(write=False)
         try:

@@ -7,7 +7,7 @@ honest updates of the round, the deployed chain, its state and the round's rando
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from common.data.shards import malicious_clients
 from scenarios.loader import load_scenario
 from server.round import ChainView
 from strategies import build_chain
-from strategies.base import Aggregate, Counts, OneStepCall, Updates
+from strategies.base import Aggregate, Counts, OneStepCall, Rule, Updates
 from tests.server._round import make_strategy, play_round
 
 BASE = [np.zeros((3, 4), np.float32), np.zeros(4, np.float32)]
@@ -30,15 +30,22 @@ def _honest_client(seed: int) -> Any:
     return lambda p: [(0.5 + 0.1 * rng.standard_normal(a.shape)).astype(np.float32) for a in BASE]
 
 
-def test_the_omniscient_adversary_predicts_the_servers_centred_clipping_step_in_round_3(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    scenario = load_scenario(
-        "quickstart",
-        ['defense.aggregator="centered_clipping"', "defense.params.radius=0.05",
-         'attack.type="optimal_ipm"', "attack.malicious=2", "attack.start_round=3"],
-    )  # fmt: skip
-    chain = build_chain("centered_clipping", {"radius": 0.05})
+@dataclass(frozen=True)
+class Attacked:
+    """What the colluders saw and forged in their round, and the step the server took."""
+
+    view: ChainView
+    rows: Updates
+    """The honest rows, then the forged ones: what the attack's own search aggregates."""
+    counts: Counts
+    actual: Aggregate
+
+
+def _attacked_round(
+    monkeypatch: pytest.MonkeyPatch, overrides: list[str], chain: Rule, attack_round: int
+) -> Attacked:
+    scenario = load_scenario("quickstart", [*overrides, "attack.malicious=2",
+                                            f"attack.start_round={attack_round}"])  # fmt: skip
     strategy = make_strategy(scenario, chain, num_params=16, malicious=malicious_clients(scenario))
     attack = strategy.adversary.attack
     forge = attack.forge
@@ -46,30 +53,51 @@ def test_the_omniscient_adversary_predicts_the_servers_centred_clipping_step_in_
 
     def spy(honest: Updates, **kwargs: Any) -> Any:
         forged = forge(honest, **kwargs)
-        seen.update(honest=honest.copy(), kwargs=kwargs, forged=forged)
+        seen.update(honest=honest.copy(), view=kwargs["aggregator"], forged=forged)
         return forged
 
     monkeypatch.setattr(attack, "forge", spy)
     client = _honest_client(0)
     weights = BASE
-    for server_round in (1, 2):  # the attack starts in round 3: the centre moves to ~+0.5
+    for server_round in range(1, attack_round):
         weights, _ = play_round(strategy, server_round, weights, client)
     assert not seen
-    new, result = play_round(strategy, 3, weights, client)
-    assert set(result.accepted) == set(range(10)) and result.attack == {}
-
-    view = seen["kwargs"]["aggregator"]
-    assert isinstance(view, ChainView)
+    new, result = play_round(strategy, attack_round, weights, client)
+    assert result.accepted == tuple(range(10)) and result.attack == {}
+    assert isinstance(seen["view"], ChainView)
     rows = np.vstack([seen["honest"], seen["forged"]])
-    counts = np.full(10, 10, dtype=np.int64)
     actual = flatten(new) - flatten(weights)
+    return Attacked(seen["view"], rows, np.full(10, 10, dtype=np.int64), actual)
+
+
+def test_the_omniscient_adversary_predicts_the_servers_centred_clipping_step_in_round_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    overrides = ['defense.aggregator="centered_clipping"', "defense.params.radius=0.05",
+                 'attack.type="optimal_ipm"']  # fmt: skip
+    chain = build_chain("centered_clipping", {"radius": 0.05})
+    seen = _attacked_round(monkeypatch, overrides, chain, attack_round=3)
     # The rows the server aggregates are the forged deltas rounded through float32 weights.
-    np.testing.assert_allclose(view(rows, counts), actual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(seen.view(seen.rows, seen.counts), seen.actual, rtol=1e-5, atol=1e-6)
     # The old adversary ran a fresh copy of the chain (centre 0, default_rng(0)): a rule the
     # server does not run. Measured: the server steps by about 0.031 a coordinate from its
     # centre of rounds 1-2, the fresh chain by about 0.007 from zero.
-    fresh = chain(rows, counts)
-    assert np.all(np.abs(fresh) < 0.4 * np.abs(actual))
+    fresh = chain(seen.rows, seen.counts)
+    assert np.all(np.abs(fresh) < 0.4 * np.abs(seen.actual))
+
+
+def test_the_omniscient_adversary_predicts_random_buckets_in_the_servers_row_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    overrides = ['defense.aggregator="median"', 'attack.type="optimal_alie"',
+                 'defense.pre=[{name="bucketing", params={bucket_size=2}}]']  # fmt: skip
+    chain = build_chain("median", {}, [("bucketing", {"bucket_size": 2})])
+    seen = _attacked_round(monkeypatch, overrides, chain, attack_round=1)
+    np.testing.assert_allclose(seen.view(seen.rows, seen.counts), seen.actual, rtol=1e-5, atol=1e-6)
+    # The same draws on the rows in the attack's own order (forged last) make other buckets.
+    unplaced = replace(seen.view, positions=None)(seen.rows, seen.counts)
+    assert float(np.max(np.abs(unplaced - seen.actual))) > 0.01
+    assert float(np.max(np.abs(chain(seen.rows, seen.counts) - seen.actual))) > 0.01
 
 
 @dataclass
