@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.crypto.digest import digest_arrays
 from common.crypto.signing import KeyPair
 from common.integrity_config import IntegrityConfig
-from server.integrity.gate import GateState, run_gate, seal_reply
+from common.protocol import encode_train_reply
+from server.integrity.gate import GateState, run_gate
+from tests.integrity._builders import received
 
 NUM_CLIENTS = 100
 SHAPES = ((999, 1000), (1000,))
@@ -55,16 +57,17 @@ def main() -> None:
     global_digest = digest_arrays(global_arrays)
     keys = {pid: KeyPair.from_seed(0, "client", pid) for pid in range(NUM_CLIENTS)}
     replies = [
-        seal_reply(
-            keys[pid],
-            partition_id=pid,
-            node_id=pid,
-            server_round=1,
-            arrays=[
-                g + rng.standard_normal(g.shape, dtype=np.float32) * 0.01 for g in global_arrays
-            ],
-            num_examples=100,
-            base_digest=global_digest,
+        received(
+            encode_train_reply(
+                [g + rng.standard_normal(g.shape, dtype=np.float32) * 0.01 for g in global_arrays],
+                partition_id=pid,
+                server_round=1,
+                num_examples=100,
+                key=keys[pid],
+                node_id=pid + 1,
+                base_digest=global_digest,
+            ),
+            node_id=pid + 1,
         )
         for pid in range(NUM_CLIENTS)
     ]

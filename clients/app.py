@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
@@ -19,9 +19,8 @@ from attacks.base import DataAttack, UpdateAttack
 from clients.poisoning import poisoned_shard, poisoned_update
 from common import protocol as P
 from common.attack_schedule import is_active
-from common.crypto.digest import digest_arrays
 from common.crypto.keys import client_key, server_public_key
-from common.crypto.signing import check_broadcast, sign_reply
+from common.crypto.signing import check_broadcast
 from common.data.shards import client_shard, dataset_of, malicious_clients, partitions_of
 from common.learning.training import compiled_model, train_locally
 from common.schema import Scenario
@@ -113,39 +112,22 @@ def train(message: Message, context: Context) -> Message:
         rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
         weights, num_examples = poisoned_update(attack, base, weights, num_examples, rng)
 
-    content = RecordDict(
-        {
-            P.ARRAYS: ArrayRecord(weights),
-            P.METRICS: MetricRecord(
-                {
-                    P.NUM_EXAMPLES: num_examples,
-                    P.PARTITION_ID: partition_id,
-                    P.TRAIN_LOSS: outcome.mean_loss,
-                    P.LOCAL_STEPS: outcome.local_steps,
-                    P.SAMPLING_RATE: outcome.sampling_rate,
-                }
-            ),
-        }
-    )
-    if scenario.integrity.enabled:
+    integrity = scenario.integrity
+    content = P.encode_train_reply(
+        weights,
+        partition_id=partition_id,
+        server_round=server_round,
+        num_examples=num_examples,
+        train_loss=outcome.mean_loss,
+        local_steps=outcome.local_steps,
+        sampling_rate=outcome.sampling_rate,
+        key=client_key(integrity, run_seed=scenario.seed, partition_id=partition_id)
+        if integrity.enabled
+        else None,
+        node_id=context.node_id,
         # The broadcast check passed, so the announced digest is the digest of `base`.
-        base_digest, update_digest = str(config[P.GLOBAL_DIGEST]), digest_arrays(weights)
-        key = client_key(scenario.integrity, run_seed=scenario.seed, partition_id=partition_id)
-        content[P.INTEGRITY] = ConfigRecord(
-            {
-                P.NODE_ID: context.node_id,
-                P.BASE_DIGEST: base_digest,
-                P.UPDATE_DIGEST: update_digest,
-                P.SIGNATURE: sign_reply(
-                    key,
-                    server_round=server_round,
-                    node_id=context.node_id,
-                    base_digest=base_digest,
-                    update_digest=update_digest,
-                    num_examples=num_examples,
-                ),
-            }
-        )
+        base_digest=str(config.get(P.GLOBAL_DIGEST, "")),
+    )
     return Message(content=content, reply_to=message)
 
 

@@ -14,14 +14,11 @@ poison every coordinate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from common.errors import ConfigError
 from common.registry import Params
-from common.validation import one_line
 
 Action = Literal["reject", "flag", "quarantine"]
 DropAction = Literal["reject", "quarantine"]
@@ -78,11 +75,3 @@ class IntegrityConfig(Params):
     derives simulation keys from the scenario seed."""
     watermark: WatermarkConfig = WatermarkConfig()
     """Server-side WAFFLE watermark."""
-
-
-def parse_integrity_config(raw: Mapping[str, Any], *, where: str = "integrity") -> IntegrityConfig:
-    """Validate a scenario's ``[integrity]`` table; a bad field raises a one-line ConfigError."""
-    try:
-        return IntegrityConfig.model_validate(dict(raw))
-    except ValidationError as err:
-        raise ConfigError(one_line(err, where)) from None

@@ -7,8 +7,10 @@ never receives it nor any client's malicious status.
 
 * Collusion (threat model ``honest_updates`` or ``omniscient``): the malicious clients of the
   round replace their updates with forged ones computed from the honest updates of the round
-  (and, for omniscient attacks only, the deployed aggregation rule). They sign what they send,
-  since they own their keys.
+  (and, for omniscient attacks only, a read-only :class:`~server.round.ChainView` of the
+  deployed chain: its current state and a copy of the round's generator). They sign what they
+  send, since they own their keys. Forged rows replace the colluders' own rows of the round's
+  stacked updates; the server shuffles all rows before its rule runs.
 * Wire (kind ``transit``): weights are altered in transit on the links of the malicious
   clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
   keys: it cannot re-sign, which is exactly what the integrity checks detect.
@@ -16,9 +18,7 @@ never receives it nor any client's malicious status.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,25 +26,24 @@ from numpy.typing import NDArray
 
 from attacks import get_attack
 from attacks.base import CollusionAttack, ThreatModel, TransitAttack
-from common.arrays import flatten, stack_deltas, unflatten
+from common.arrays import unflatten
 from common.attack_schedule import is_active
 from common.crypto.digest import digest_arrays
 from common.crypto.keys import client_key
 from common.crypto.signing import sign_reply
+from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_rng
-from server.replies import ClientReply
-from strategies.base import Rule
+from server.round import ChainView, RoundUpdates
 
 
 class Adversary:
     """Collusion and wire tampering for one run (stateful only in what the wire recorded)."""
 
-    def __init__(self, scenario: Scenario, *, malicious: frozenset[int], aggregate: Rule) -> None:
+    def __init__(self, scenario: Scenario, *, malicious: frozenset[int]) -> None:
         self.scenario = scenario
         self.malicious = malicious
         self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
-        self._aggregate = aggregate
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
 
     def active(self, server_round: int) -> bool:
@@ -73,6 +72,8 @@ class Adversary:
         partition_id: int,
         arrays: list[NDArray[np.float32]],
     ) -> list[NDArray[np.float32]]:
+        if not isinstance(self.attack, TransitAttack):
+            return arrays  # nothing on the wire: record nothing either
         link = (direction, partition_id)
         recorded = self._recorded.get(link)
         self._recorded[link] = arrays
@@ -88,14 +89,15 @@ class Adversary:
         """The broadcast as it arrives at ``partition_id`` (tampered on a compromised link)."""
         return self._tamper("downlink", server_round, partition_id, arrays)
 
-    def uplink(self, server_round: int, replies: Sequence[ClientReply]) -> list[ClientReply]:
+    def uplink(self, server_round: int, updates: RoundUpdates) -> RoundUpdates:
         """The replies as they arrive at the server (tampered on compromised links)."""
-        return [
-            r.with_arrays(self._tamper("uplink", server_round, r.partition_id, r.arrays))
-            if r.arrays
-            else r
-            for r in replies
-        ]
+        changes = {}
+        for index, reply in enumerate(updates.replies):
+            sent = list(reply.arrays)
+            arrived = self._tamper("uplink", server_round, reply.partition_id, sent)
+            if arrived is not sent:
+                changes[index] = reply.with_arrays(arrived)
+        return updates.replaced(changes)
 
     def tampered_links(self, server_round: int) -> list[int]:
         """Ground truth for the metrics layer: links altered this round."""
@@ -107,51 +109,43 @@ class Adversary:
     def collude(
         self,
         server_round: int,
-        replies: Sequence[ClientReply],
+        updates: RoundUpdates,
         global_arrays: list[NDArray[np.float32]],
         *,
-        reference: NDArray[np.float32] | None = None,
-    ) -> list[ClientReply]:
+        aggregator: ChainView | None,
+    ) -> tuple[RoundUpdates, dict[str, float]]:
         """Replace the malicious replies of the round with forged, re-signed updates.
 
-        ``reference`` is the server's own update of the round for rules that need one
-        (FLTrust): the omniscient adversary knows it, as in Cao et al.'s adaptive attack.
+        ``aggregator`` is the deployed chain as it stands this round (its state, the round's
+        generator and, for FLTrust, the server's own update, as in Cao et al.'s adaptive
+        attack); only an omniscient attack is handed it. Returns the round's updates and the
+        attack's diagnostics (empty when it did not act).
         """
         attack = self.attack
         if not isinstance(attack, CollusionAttack) or not self.active(server_round):
-            return list(replies)
-        bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious and r.arrays]
-        good = [
-            i for i, r in enumerate(replies) if r.partition_id not in self.malicious and r.arrays
-        ]
+            return updates, {}
+        replies = updates.replies
+        bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious]
+        good = [i for i, r in enumerate(replies) if r.partition_id not in self.malicious]
         if not bad or not good:
-            return list(replies)
-        honest = stack_deltas([replies[i].arrays for i in good], global_arrays)
-        honest_counts = np.array([replies[i].num_examples for i in good], dtype=np.int64)
-        # The structural threat model: only an omniscient attack is handed the aggregator.
-        aggregator = (
-            partial(self._aggregate, reference=reference)
-            if attack.threat_model is ThreatModel.OMNISCIENT
-            else None
-        )
+            return updates, {}
         forged = attack.forge(
-            honest,
+            updates.deltas[good],
             num_malicious=len(bad),
             rng=derive_rng(self.scenario.seed, "collude", server_round),
-            honest_num_examples=honest_counts,
-            aggregator=aggregator,
+            honest_num_examples=updates.num_examples()[good],
+            # The structural threat model: only an omniscient attack sees the aggregator.
+            aggregator=aggregator.placed(good + bad)
+            if aggregator is not None and attack.threat_model is ThreatModel.OMNISCIENT
+            else None,
         )
-        base_flat = flatten(global_arrays)
-        out = list(replies)
-        for row, index in enumerate(bad):
-            out[index] = self._signed(
-                server_round, replies[index], unflatten(base_flat + forged[row], global_arrays)
-            )
-        return out
+        changes = {
+            index: self._signed(replies[index], unflatten(updates.base_flat + row, global_arrays))
+            for index, row in zip(bad, forged, strict=True)
+        }
+        return updates.replaced(changes), {}
 
-    def _signed(
-        self, server_round: int, reply: ClientReply, arrays: list[NDArray[np.float32]]
-    ) -> ClientReply:
+    def _signed(self, reply: TrainReply, arrays: list[NDArray[np.float32]]) -> TrainReply:
         if reply.signature is None:
             return reply.with_arrays(arrays)
         # A colluding client owns its key, so its forged update is properly signed.
@@ -161,9 +155,9 @@ class Adversary:
         update_digest = digest_arrays(arrays)
         signature = sign_reply(
             key,
-            server_round=server_round,
+            server_round=reply.server_round,
             node_id=reply.node_id,
-            base_digest=reply.base_digest or "",
+            base_digest=reply.base_digest,
             update_digest=update_digest,
             num_examples=reply.num_examples,
         )

@@ -6,6 +6,7 @@ importable module so nothing from ``__main__`` is pickled into Ray calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -35,6 +36,7 @@ from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
 from server.root_reference import RootReference
+from server.round import RoundSink
 from server.run_log import RunLog
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
@@ -82,7 +84,6 @@ def initial_weights(
 def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
     """Run the whole federation; returns the summary written to ``summary.json``."""
     dataset = dataset_of(scenario)
-    parts = partitions_of(scenario)
     malicious = malicious_clients(scenario)
     weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
     chain = build_chain(
@@ -90,13 +91,9 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
     )
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    success_set = (
-        attack.success_set(dataset.x_test, dataset.y_test)
-        if isinstance(attack, DataAttack)
-        else None
+    evaluator = Evaluator(
+        model_name=scenario.model.name, dataset=dataset, success_set=_success_set(scenario, dataset)
     )
-    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
     guard = (
         IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator)
         if scenario.integrity.enabled
@@ -104,32 +101,19 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     log = RunLog(run_dir, scenario, malicious)
-
-    nodes = discover_partitions(grid, scenario, timeout=scenario.simulation.round_timeout)
+    sink = RoundSink()
     strategy = FedshieldStrategy(
         scenario=scenario,
-        nodes=nodes,
+        nodes=discover_partitions(grid, scenario, timeout=scenario.simulation.round_timeout),
         num_params=sum(w.size for w in weights),
         chain=chain,
-        adversary=Adversary(scenario, malicious=malicious, aggregate=chain),
+        adversary=Adversary(scenario, malicious=malicious),
         guard=guard,
+        sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
     )
     if guard is not None:
         weights = guard.start(weights)
-
-    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        current = arrays.to_numpy_ndarrays()
-        evaluation = evaluator.evaluate(current)
-        report = strategy.reports.get(server_round)
-        extra: dict[str, Any] = {}
-        if privacy is not None and report is not None:
-            extra.update(privacy.after_round(server_round, report))
-        if guard is not None:
-            extra.update(guard.round_metrics(server_round))
-        log.record(server_round, evaluation, report, extra)
-        return MetricRecord({k: float(v) for k, v in evaluation.items()})
-
     # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
     # noise to its output (the validator allows it only with unweighted FedAvg, integrity off).
     runner = (
@@ -142,25 +126,66 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         ArrayRecord(weights),
         num_rounds=scenario.rounds,
         timeout=scenario.simulation.round_timeout,
-        evaluate_fn=evaluate,
+        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard),
     )
     final = result.arrays.to_numpy_ndarrays()
-    evaluator.model.set_weights(final)
-    members = np.concatenate(
-        [parts[p] for p in sorted({p for r in strategy.reports.values() for p in r.accepted})]
-        or [np.arange(0)]
-    )
-    summary: dict[str, Any] = {
-        "package_versions": package_versions(),
-        "num_examples_per_client": [int(len(p)) for p in parts],
-        "partition_hash": partition_hash(list(parts)),
-        "membership_inference": _membership(evaluator, dataset, members, scenario.seed, final),
-    }
+    summary = _summary(scenario, evaluator, sink.ever_accepted, final)
     if privacy is not None:
         summary["privacy"] = privacy.summary()
     if guard is not None:
         summary["integrity"] = guard.summary()
     return log.finish(summary)
+
+
+def _success_set(
+    scenario: Scenario, dataset: Dataset
+) -> tuple[NDArray[np.float32], NDArray[np.int64]] | None:
+    """The test set whose accuracy is the attack success rate (data attacks only)."""
+    attack = get_attack(scenario.attack.type, **scenario.attack.params)
+    if not isinstance(attack, DataAttack):
+        return None
+    return attack.success_set(dataset.x_test, dataset.y_test)
+
+
+def round_evaluation(
+    evaluator: Evaluator,
+    sink: RoundSink,
+    log: RunLog,
+    privacy: PrivacyTracker | None,
+    guard: IntegrityGuard | None,
+) -> Callable[[int, ArrayRecord], MetricRecord]:
+    """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log."""
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        result = sink.take(server_round)
+        evaluation = evaluator.evaluate(arrays.to_numpy_ndarrays())
+        extra: dict[str, Any] = {}
+        if privacy is not None and result is not None:
+            extra.update(privacy.after_round(server_round, result))
+        if guard is not None:
+            extra.update(guard.round_metrics(server_round))
+        log.record(server_round, evaluation, result, extra)
+        return MetricRecord({k: float(v) for k, v in evaluation.items()})
+
+    return evaluate
+
+
+def _summary(
+    scenario: Scenario,
+    evaluator: Evaluator,
+    ever_accepted: Iterable[int],
+    final: list[NDArray[np.float32]],
+) -> dict[str, Any]:
+    """The run-wide figures of ``summary.json`` (membership inference on the final model)."""
+    dataset, parts = evaluator.dataset, partitions_of(scenario)
+    evaluator.model.set_weights(final)
+    members = np.concatenate([parts[p] for p in sorted(ever_accepted)] or [np.arange(0)])
+    return {
+        "package_versions": package_versions(),
+        "num_examples_per_client": [int(len(p)) for p in parts],
+        "partition_hash": partition_hash(list(parts)),
+        "membership_inference": _membership(evaluator, dataset, members, scenario.seed, final),
+    }
 
 
 def _membership(

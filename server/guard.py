@@ -7,7 +7,7 @@ the detection scores of the final summary, never in a decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,26 +19,27 @@ from common import protocol as P
 from common.crypto.digest import digest_arrays
 from common.crypto.keys import client_public_keys, server_key
 from common.crypto.signing import sign_broadcast
+from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_seed
 from server.evaluation import Evaluator
 from server.integrity.detection import detection_scores
-from server.integrity.gate import GateState, SignedReply, Verdict, run_gate
+from server.integrity.gate import GateState, Verdict, run_gate
 from server.integrity.integrity_log import IntegrityLog
 from server.integrity.ledger import RunLedger, verify_run
 from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
-from server.replies import ClientReply
 
 WATERMARK_KEY_FILE = "watermark_key.json"
 
 
 @dataclass(frozen=True)
 class GateOutcome:
-    """Replies that may be aggregated, and the per-client reasons of the others."""
+    """Which replies may be aggregated, and the per-partition reasons of the others."""
 
-    accepted: list[ClientReply]
-    rejected: dict[int, list[str]]
-    flagged: dict[int, list[str]]
+    accepted: tuple[int, ...]
+    """Indices of the replies that may be aggregated (flagged ones included)."""
+    rejected: dict[int, tuple[str, ...]]
+    flagged: dict[int, tuple[str, ...]]
 
 
 class IntegrityGuard:
@@ -136,31 +137,19 @@ class IntegrityGuard:
     def check(
         self,
         server_round: int,
-        replies: list[ClientReply],
+        replies: Sequence[TrainReply],
         global_arrays: list[NDArray[np.float32]],
         *,
-        refused: Mapping[int, str],
+        caught_before: Collection[int] = (),
     ) -> GateOutcome:
         """Run the gate; rejected and quarantined replies never reach the aggregator.
 
-        ``refused`` are clients that rejected the round's broadcast: a detection made on the
-        client side, counted with the gate's own in the detection scores.
+        ``caught_before`` are partitions dropped before the gate in this round (a client that
+        refused the broadcast, a reply that did not decode): detections counted with the
+        gate's own in the detection scores.
         """
-        signed = [
-            SignedReply(
-                partition_id=r.partition_id,
-                node_id=r.node_id,
-                server_round=server_round,
-                arrays=r.arrays,
-                num_examples=r.num_examples,
-                base_digest=r.base_digest or "",
-                update_digest=r.update_digest or "",
-                signature=r.signature,
-            )
-            for r in replies
-        ]
         result = run_gate(
-            signed,
+            replies,
             config=self.config,
             server_round=server_round,
             global_arrays=global_arrays,
@@ -173,19 +162,19 @@ class IntegrityGuard:
         self._accepted_digests = result.accepted_digests
         self.log.write_round(server_round, result.verdicts)
         self.flagged_by_round[server_round] = sorted(
-            {v.partition_id for v in result.verdicts if v.decision != "accepted"} | set(refused)
+            {v.partition_id for v in result.verdicts if v.decision != "accepted"}
+            | set(caught_before)
         )
-        kept = {r.partition_id for r in result.accepted}
         return GateOutcome(
-            accepted=[r for r in replies if r.partition_id in kept],
+            accepted=tuple(
+                i for i, v in enumerate(result.verdicts) if v.decision in ("accepted", "flagged")
+            ),
             rejected={
-                v.partition_id: list(v.reasons)
+                v.partition_id: v.reasons
                 for v in result.verdicts
                 if v.decision in ("rejected", "quarantined")
             },
-            flagged={
-                v.partition_id: list(v.reasons) for v in result.verdicts if v.decision == "flagged"
-            },
+            flagged={v.partition_id: v.reasons for v in result.verdicts if v.decision == "flagged"},
         )
 
     def after_aggregation(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.server import Grid
 
 from common import protocol as P
@@ -41,7 +41,8 @@ def discover_partitions(grid: Grid, scenario: Scenario, *, timeout: float) -> di
             raise FedshieldError(
                 f"node {reply.metadata.src_node_id} failed the handshake: {reply.error.reason}"
             )
-        partition_id = int(P.number(reply.content.metric_records[P.METRICS], P.PARTITION_ID))
+        metrics = reply.content.metric_records.get(P.METRICS, MetricRecord())
+        partition_id = P.integer(metrics, P.PARTITION_ID)  # ProtocolError: a one-line error
         mapping[partition_id] = int(reply.metadata.src_node_id)
     if sorted(mapping) != list(range(expected)):
         raise FedshieldError(

@@ -12,7 +12,7 @@ from typing import Any
 
 from common.schema import Scenario
 from server.privacy_accounting import ClientPrivacyLedger, central_epsilon
-from server.strategy import RoundReport
+from server.round import RoundResult
 
 
 class PrivacyTracker:
@@ -25,7 +25,7 @@ class PrivacyTracker:
         self.ledger = ClientPrivacyLedger()
         self.rounds = 0
 
-    def after_round(self, server_round: int, report: RoundReport) -> dict[str, float]:
+    def after_round(self, server_round: int, report: RoundResult) -> dict[str, float]:
         """Record the round's DP events; return the epsilon figures for ``metrics.jsonl``."""
         self.rounds = server_round
         if self.dp.mode == "central":

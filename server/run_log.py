@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
 from common.schema import Scenario
-from server.strategy import RoundReport
+from server.round import RoundResult
 
 
 class RunLog:
@@ -39,28 +39,32 @@ class RunLog:
         self,
         server_round: int,
         evaluation: dict[str, float],
-        report: RoundReport | None,
+        result: RoundResult | None,
         extra: dict[str, Any],
     ) -> dict[str, Any]:
         """Append the round's record and print its progress line; returns the record."""
         row: dict[str, Any] = {"round": server_round, **evaluation}
-        if report is None:  # round 0: the initial global model
+        if result is None:  # round 0: the initial global model
             row.update(num_replies=0, seconds=0.0)
         else:
+            sampled_malicious = [p for p in result.sampled if p in self.malicious]
             row.update(
-                num_sampled=len(report.sampled),
-                num_replies=report.num_replies,
-                num_failures=report.num_failures,
-                num_refused=len(report.refused),
-                num_accepted=len(report.accepted),
-                num_rejected=len(report.rejected),
-                rejections={str(k): v for k, v in report.rejected.items()},
-                refusals={str(k): v for k, v in report.refused.items()},
-                skipped=report.skipped,
-                train_loss=report.train_loss,
-                malicious_sampled=sum(p in self.malicious for p in report.sampled),
-                num_tampered=len(report.tampered),
-                seconds=round(time.perf_counter() - report.started, 4),
+                num_sampled=len(result.sampled),
+                sampled=list(result.sampled),
+                sampled_malicious=sampled_malicious,
+                malicious_sampled=len(sampled_malicious),
+                num_replies=result.num_replies,
+                num_failures=result.num_failures,
+                num_refused=len(result.refused),
+                num_accepted=len(result.accepted),
+                num_rejected=len(result.rejected),
+                rejections={str(k): list(v) for k, v in result.rejected.items()},
+                refusals={str(k): v for k, v in result.refused.items()},
+                skipped=result.skipped,
+                train_loss=result.train_loss,
+                num_tampered=len(result.tampered),
+                attack=dict(result.attack),
+                seconds=round(time.perf_counter() - result.started, 4),
             )
         row.update(extra)
         append_jsonl(self.metrics_path, row)

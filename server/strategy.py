@@ -4,25 +4,30 @@ It subclasses flwr 1.23's Message-API ``FedAvg`` and overrides only node samplin
 scenario and seed always sample the same clients) and ``aggregate_train``. One round on the
 server side:
 
-    replies -> decode -> adversary (collusion, wire; simulation only) -> integrity gate
-            -> stack deltas once -> shuffle with the seed -> aggregation chain -> unflatten once
-            -> (watermark) -> ledger
+    replies -> decode (a malformed reply is a recorded rejection) -> stack deltas (once)
+            -> adversary (collusion, wire; simulation only; replaced rows are redone, not
+               restacked) -> integrity gate (selects rows) -> shuffle with the seed
+            -> aggregation chain -> new global -> (watermark) -> ledger -> RoundResult
 
 A rule that scores updates against the server's own (FLTrust) gets that reference update from
-the server's root dataset, computed before the adversary acts (an omniscient adversary runs the
-deployed rule with it).
+the server's root dataset, computed before the adversary acts. An omniscient adversary is
+handed a :class:`~server.round.ChainView`: the deployed chain's current state, the round's
+generator and that reference, so it optimises against exactly the rule the server runs.
 
 The aggregation chain is a pure function of the stacked deltas and example counts; it never
 receives client identities. When too few updates survive for the chain's bound, the round is
 skipped (the global model is kept) and the reason is recorded in ``metrics.jsonl``: one policy
-for all rules, so a long sweep is never lost to one bad round.
+for all rules, so a long sweep is never lost to one bad round. The round's
+:class:`~server.round.RoundResult` goes to the :class:`~server.round.RoundSink` the strategy
+was given; the strategy keeps nothing of past rounds but the chain's state.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -31,34 +36,30 @@ from flwr.serverapp.strategy import FedAvg
 from numpy.typing import NDArray
 
 from common import protocol as P
-from common.arrays import flatten, stack_deltas, unflatten
+from common.arrays import unflatten
 from common.errors import AggregationError
+from common.protocol import ProtocolError, Refusal, TrainReply, decode_train_reply
 from common.schema import Scenario
 from common.seeding import derive_rng
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
-from server.replies import ClientReply, decode_reply
+from server.integrity.gate import structure_failure
 from server.root_reference import RootReference
+from server.round import ChainView, RoundResult, RoundSink, RoundUpdates, TrainingRecord
 from strategies.base import Rule
 
 
-@dataclass
-class RoundReport:
-    """What happened in one round, for ``metrics.jsonl`` (filled by the strategy)."""
+@dataclass(frozen=True)
+class _Decoded:
+    """A round's replies after decoding: well-formed ones, refusals, and rejections."""
 
-    server_round: int
-    started: float
-    sampled: list[int] = field(default_factory=list)
-    num_replies: int = 0
-    num_failures: int = 0
-    refused: dict[int, str] = field(default_factory=dict)
-    accepted: list[int] = field(default_factory=list)
-    rejected: dict[int, list[str]] = field(default_factory=dict)
-    flagged: dict[int, list[str]] = field(default_factory=dict)
-    tampered: list[int] = field(default_factory=list)
-    skipped: str | None = None
-    train_loss: float = float("nan")
-    honest_replies: list[ClientReply] = field(default_factory=list)
+    replies: list[TrainReply]
+    refused: dict[int, str]
+    rejected: dict[int, tuple[str, ...]]
+    misfits: list[TrainReply]
+    """Decoded replies whose arrays do not fit the global model (never stacked)..."""
+    misfit_reasons: dict[int, tuple[str, ...]]
+    """... and why, per partition (the gate's vocabulary: ``shape_mismatch`` etc.)."""
 
 
 class FedshieldStrategy(FedAvg):
@@ -73,6 +74,7 @@ class FedshieldStrategy(FedAvg):
         chain: Rule,
         adversary: Adversary,
         guard: IntegrityGuard | None,
+        sink: RoundSink,
         root: RootReference | None = None,
     ) -> None:
         super().__init__(
@@ -83,12 +85,14 @@ class FedshieldStrategy(FedAvg):
         )
         self.scenario = scenario
         self.nodes = dict(nodes)  # partition id -> Flower node id (from the handshake)
+        self._partition_of = {node: partition for partition, node in self.nodes.items()}
         self.chain = chain
         self.adversary = adversary
         self.guard = guard
+        self.sink = sink
         self.root = root
         self.chain_state = chain.init(num_params)
-        self.reports: dict[int, RoundReport] = {}
+        self._round = RoundResult(server_round=0, started=0.0, sampled=())
         self._global: list[NDArray[np.float32]] = []
 
     def summary(self) -> None:
@@ -104,19 +108,20 @@ class FedshieldStrategy(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """One train message per sampled node, signed when integrity is on."""
-        report = RoundReport(server_round=server_round, started=time.perf_counter())
-        self.reports[server_round] = report
+        sampled = self._sample(server_round)
+        self._round = RoundResult(
+            server_round=server_round,
+            started=time.perf_counter(),
+            sampled=tuple(sampled),
+            tampered=tuple(p for p in self.adversary.tampered_links(server_round) if p in sampled),
+        )
         self._global = arrays.to_numpy_ndarrays()
-        report.sampled = self._sample(server_round)
-        report.tampered = [
-            p for p in self.adversary.tampered_links(server_round) if p in report.sampled
-        ]
         config[P.SERVER_ROUND] = server_round
         config[P.SCENARIO] = self.scenario.model_dump_json()
         if self.guard is not None:
             config.update(self.guard.broadcast_fields(server_round, self._global))
         messages = []
-        for partition_id in report.sampled:
+        for partition_id in sampled:
             sent = self.adversary.downlink(server_round, partition_id, self._global)
             payload = arrays if sent is self._global else ArrayRecord(sent)
             messages.append(
@@ -128,70 +133,126 @@ class FedshieldStrategy(FedAvg):
             )
         return messages
 
+    def _decode(self, messages: list[Message]) -> _Decoded:
+        """Decode every reply; one that does not follow the protocol is rejected, with why."""
+        decoded = _Decoded([], {}, {}, [], {})
+        for message in messages:
+            try:
+                reply = decode_train_reply(message)
+            except ProtocolError as err:
+                node = int(message.metadata.src_node_id)
+                decoded.rejected[self._partition_of.get(node, -1)] = (f"malformed: {err}",)
+                continue
+            if isinstance(reply, Refusal):
+                decoded.refused[reply.partition_id] = reply.reason
+            elif (misfit := structure_failure(reply, self._global)) is None:
+                decoded.replies.append(reply)
+            else:
+                decoded.misfits.append(reply)
+                decoded.misfit_reasons[reply.partition_id] = (misfit,)
+        decoded.replies.sort(key=lambda r: r.partition_id)
+        return decoded
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Adversary -> gate -> shuffle -> chain; a round the bound cannot serve is skipped."""
-        report = self.reports[server_round]
+        """Decode -> stack -> adversary -> gate -> shuffle -> chain; see the module docstring."""
         replies = list(replies)
         good = [m for m in replies if not m.has_error()]
-        report.num_failures = len(replies) - len(good)
-        decoded = sorted((decode_reply(m) for m in good), key=lambda r: r.partition_id)
-        report.refused = {r.partition_id: r.refused for r in decoded if r.refused is not None}
-        arrived = [r for r in decoded if r.refused is None]
-        report.num_replies = len(arrived)
-        report.honest_replies = [
-            r for r in arrived if r.partition_id not in self.adversary.malicious
-        ]
-        if arrived:
-            report.train_loss = float(np.nanmean([r.train_loss for r in arrived]))
-
+        decoded = self._decode(good)
+        arrived = decoded.replies + decoded.misfits
+        rng = derive_rng(self.scenario.seed, "aggregate", server_round)
         reference = (
             self.root.update(server_round, self._global)
             if self.root is not None and self.chain.needs_reference()
             else None
         )
-        arrived = self.adversary.collude(server_round, arrived, self._global, reference=reference)
-        arrived = self.adversary.uplink(server_round, arrived)
-        if self.guard is not None:
-            verdict = self.guard.check(server_round, arrived, self._global, refused=report.refused)
-            arrived, report.rejected, report.flagged = (
-                verdict.accepted,
-                verdict.rejected,
-                verdict.flagged,
-            )
-        report.accepted = [r.partition_id for r in arrived]
-
-        new_global = self._aggregate(server_round, arrived, report, reference)
+        view = ChainView(
+            self.chain, self.chain_state, rng, reference, partial(self._shuffle, server_round)
+        )
+        updates = RoundUpdates.stack(decoded.replies, self._global)
+        updates, attack = self.adversary.collude(
+            server_round, updates, self._global, aggregator=view
+        )
+        updates = self.adversary.uplink(server_round, updates)
+        rejected, flagged, kept = self._screen(server_round, updates, decoded)
+        new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
         if self.guard is not None:
             new_global = self.guard.after_aggregation(server_round, new_global)
-        return ArrayRecord(new_global), MetricRecord({"train-loss": report.train_loss})
+        result = RoundResult(
+            server_round=server_round,
+            started=self._round.started,
+            sampled=self._round.sampled,
+            tampered=self._round.tampered,
+            num_replies=len(good) - len(decoded.refused),
+            num_failures=len(replies) - len(good),
+            refused=decoded.refused,
+            rejected=rejected,
+            flagged=flagged,
+            accepted=tuple(updates.replies[i].partition_id for i in kept),
+            skipped=skipped,
+            train_loss=float(np.nanmean([r.train_loss for r in arrived])) if arrived else np.nan,
+            honest_replies=tuple(
+                TrainingRecord(r.partition_id, r.local_steps, r.sampling_rate)
+                for r in arrived
+                if r.partition_id not in self.adversary.malicious
+            ),
+            attack=attack,
+        )
+        self.sink.put(result)
+        return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})
+
+    def _screen(
+        self, server_round: int, updates: RoundUpdates, decoded: _Decoded
+    ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]], list[int]]:
+        """Rejections, flags and the indices of ``updates`` that may be aggregated.
+
+        Without the gate, a reply whose arrays do not fit the global model is rejected here;
+        with it, the gate sees those too and applies its ``shape`` policy (always a drop).
+        """
+        rejected = dict(decoded.rejected)
+        if self.guard is None:
+            rejected.update(decoded.misfit_reasons)
+            return rejected, {}, list(range(len(updates.replies)))
+        outcome = self.guard.check(
+            server_round,
+            [*updates.replies, *decoded.misfits],
+            self._global,
+            caught_before=[*decoded.refused, *decoded.rejected],
+        )
+        rejected.update(outcome.rejected)
+        # Misfits come after the stacked rows and the gate always drops them.
+        kept = [i for i in outcome.accepted if i < len(updates.replies)]
+        return rejected, dict(outcome.flagged), kept
+
+    def _shuffle(self, server_round: int, num_rows: int) -> NDArray[np.intp]:
+        """The seeded order of the round's rows before the chain runs."""
+        return derive_rng(self.scenario.seed, "shuffle", server_round).permutation(num_rows)
 
     def _aggregate(
         self,
         server_round: int,
-        replies: list[ClientReply],
-        report: RoundReport,
+        updates: RoundUpdates,
+        kept: list[int],
+        rng: np.random.Generator,
         reference: NDArray[np.float32] | None,
-    ) -> list[NDArray[np.float32]]:
-        if not replies:
-            report.skipped = "no update was accepted"
-            return self._global
-        deltas = stack_deltas([r.arrays for r in replies], self._global)
-        counts = np.array([r.num_examples for r in replies], dtype=np.int64)
-        # Shuffle with the seed: no rule can exploit (or be hurt by) who replied first.
-        order = derive_rng(self.scenario.seed, "shuffle", server_round).permutation(len(replies))
-        deltas, counts = deltas[order], counts[order]
+    ) -> tuple[list[NDArray[np.float32]], str | None]:
+        """The new global weights and why the round was skipped (None when it was not)."""
+        if not kept:
+            return self._global, "no update was accepted"
+        # Shuffle with the seed: no rule can exploit (or be hurt by) who replied first, and
+        # forged rows are not where an attack put them.
+        order = np.asarray(kept)[self._shuffle(server_round, len(kept))]
+        deltas = updates.deltas[order]
         deltas.setflags(write=False)
         try:
             step, self.chain_state = self.chain.update(
                 deltas,
-                counts,
+                updates.num_examples()[order],
                 self.chain_state,
-                rng=derive_rng(self.scenario.seed, "aggregate", server_round),
+                rng=rng,
                 reference=reference,
             )
         except AggregationError as err:
-            report.skipped = str(err)
-            return self._global
-        return unflatten(flatten(self._global) + np.asarray(step, dtype=np.float32), self._global)
+            return self._global, str(err)
+        return unflatten(updates.base_flat + np.asarray(step, dtype=np.float32), self._global), None

@@ -42,8 +42,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from common.crypto.digest import digest_arrays
-from common.crypto.signing import KeyPair, PublicKey, sign_reply, verify_reply
+from common.crypto.signing import PublicKey, verify_reply
 from common.integrity_config import Action, IntegrityConfig
+from common.protocol import TrainReply
 from server.integrity._delta_maths import (
     all_finite,
     digest_and_delta_sq_norm,
@@ -53,24 +54,6 @@ from server.integrity._delta_maths import (
 Decision = Literal["accepted", "flagged", "rejected", "quarantined"]
 
 _SEVERITY: Mapping[str, Decision] = {"quarantine": "quarantined", "reject": "rejected"}
-
-
-@dataclass(frozen=True)
-class SignedReply:
-    """One client reply as the server received it; every field but ``node_id`` is a claim.
-
-    ``node_id`` must be filled from the Flower message metadata (the transport's sender), not
-    from the reply content, so that a relayed reply fails its signature.
-    """
-
-    partition_id: int
-    node_id: int
-    server_round: int
-    arrays: Sequence[NDArray[np.generic]]
-    num_examples: int
-    base_digest: str
-    update_digest: str
-    signature: bytes | None
 
 
 @dataclass(frozen=True)
@@ -99,60 +82,19 @@ class GateState:
         """True when ``partition_id`` must be rejected in ``server_round``."""
         return server_round <= self.quarantined_until.get(partition_id, -1)
 
-    def to_json(self) -> dict[str, int]:
-        """JSON-ready form (string keys), for a run checkpoint."""
-        return {str(partition): last for partition, last in self.quarantined_until.items()}
-
-    @classmethod
-    def from_json(cls, document: Mapping[str, int]) -> GateState:
-        """Inverse of :meth:`to_json`."""
-        return cls({int(partition): int(last) for partition, last in document.items()})
-
 
 @dataclass(frozen=True)
 class GateResult:
     """Replies to aggregate (flagged ones included), one verdict per input reply, next state."""
 
-    accepted: list[SignedReply]
+    accepted: list[TrainReply]
     verdicts: list[Verdict]
     state: GateState
     accepted_digests: dict[int, str]
     """Recomputed update digest of each accepted reply, for the ledger."""
 
 
-def seal_reply(
-    key: KeyPair,
-    *,
-    partition_id: int,
-    node_id: int,
-    server_round: int,
-    arrays: Sequence[NDArray[np.generic]],
-    num_examples: int,
-    base_digest: str,
-) -> SignedReply:
-    """Client side: digest the new weights and sign the reply claims."""
-    update_digest = digest_arrays(arrays)
-    signature = sign_reply(
-        key,
-        server_round=server_round,
-        node_id=node_id,
-        base_digest=base_digest,
-        update_digest=update_digest,
-        num_examples=num_examples,
-    )
-    return SignedReply(
-        partition_id,
-        node_id,
-        server_round,
-        arrays,
-        num_examples,
-        base_digest,
-        update_digest,
-        signature,
-    )
-
-
-def _signature_failure(reply: SignedReply, public_keys: Mapping[int, PublicKey]) -> str | None:
+def _signature_failure(reply: TrainReply, public_keys: Mapping[int, PublicKey]) -> str | None:
     if reply.signature is None:
         return "missing_signature"
     public_key = public_keys.get(reply.partition_id)
@@ -170,9 +112,10 @@ def _signature_failure(reply: SignedReply, public_keys: Mapping[int, PublicKey])
     return None if valid else "bad_signature"
 
 
-def _structure_failure(
-    reply: SignedReply, global_arrays: Sequence[NDArray[np.generic]]
+def structure_failure(
+    reply: TrainReply, global_arrays: Sequence[NDArray[np.generic]]
 ) -> str | None:
+    """Stage 4: why ``reply`` does not fit the global model (None when it does)."""
     if reply.num_examples < 1:
         return "bad_num_examples"
     if len(reply.arrays) != len(global_arrays):
@@ -185,7 +128,10 @@ def _structure_failure(
     return None
 
 
-def _decision(failures: Sequence[tuple[str, Action]]) -> Decision:
+Failures = list[tuple[str, Action]]
+
+
+def _decision(failures: Failures) -> Decision:
     actions = {action for _, action in failures}
     for action in ("quarantine", "reject"):
         if action in actions:
@@ -193,12 +139,110 @@ def _decision(failures: Sequence[tuple[str, Action]]) -> Decision:
     return "flagged" if failures else "accepted"
 
 
-def _dropped(failures: Sequence[tuple[str, Action]]) -> bool:
+def _dropped(failures: Failures) -> bool:
     return _decision(failures) in ("rejected", "quarantined")
 
 
+@dataclass(frozen=True)
+class _Round:
+    """What every reply of one round is checked against."""
+
+    config: IntegrityConfig
+    server_round: int
+    global_arrays: Sequence[NDArray[np.generic]]
+    global_digest: str
+    public_keys: Mapping[int, PublicKey]
+
+
+@dataclass
+class _Checked:
+    """Stages 1-6 on one reply: its failures, recomputed digest and squared delta norm."""
+
+    failures: Failures
+    digest: str | None = None
+    sq_norm: float | None = None  # set while the reply is in the running for stages 7 and 8
+
+
+def _check_reply(
+    reply: TrainReply, round_: _Round, *, quarantined: bool, duplicated: bool
+) -> _Checked:
+    """Stages 1-6; a reply dropped by one stage is not examined by the next."""
+    if quarantined:
+        return _Checked([("quarantined", "reject")])
+    config = round_.config
+    failed: Failures = []
+    if duplicated:
+        failed.append(("duplicate_reply", config.base_digest))
+    if reply.server_round != round_.server_round:
+        failed.append(("stale_round", config.base_digest))
+    if reply.base_digest != round_.global_digest:
+        failed.append(("stale_base", config.base_digest))
+    if (signature_reason := _signature_failure(reply, round_.public_keys)) is not None:
+        failed.append((signature_reason, config.signature))
+    if _dropped(failed):
+        return _Checked(failed)  # do not spend a hash pass on a reply already dropped
+    structure_reason = structure_failure(reply, round_.global_arrays)
+    if structure_reason is None:
+        # Hash and delta in one trip through memory (see _delta_maths).
+        digest, sq_norm = digest_and_delta_sq_norm(reply.arrays, round_.global_arrays)
+    else:
+        digest, sq_norm = digest_arrays(reply.arrays), math.nan
+    if digest != reply.update_digest:
+        failed.append(("digest_mismatch", config.signature))
+    if structure_reason is not None:
+        failed.append((structure_reason, config.shape))
+    if _dropped(failed):
+        return _Checked(failed, digest)
+    # A non-finite sum means a NaN/Inf input or, rarely, an overflowing huge delta: only then
+    # is a second pass needed to tell the two apart (an overflow is a finite reply with an
+    # infinite norm, which the norm checks handle).
+    if not math.isfinite(sq_norm) and not all_finite(reply.arrays):
+        return _Checked([*failed, ("non_finite", config.non_finite)], digest)
+    if config.max_norm is not None and math.sqrt(sq_norm) > config.max_norm:
+        failed.append(("norm_above_cap", config.norm))
+    return _Checked(failed, digest, sq_norm)
+
+
+def _in_running(checked: Sequence[_Checked]) -> dict[int, float]:
+    """Index -> squared delta norm of the replies not dropped so far."""
+    return {
+        i: c.sq_norm
+        for i, c in enumerate(checked)
+        if c.sq_norm is not None and not _dropped(c.failures)
+    }
+
+
+def _norm_ratio_stage(checked: Sequence[_Checked], config: IntegrityConfig) -> None:
+    """Stage 7: ``||d_i|| > k * median_j ||d_j||`` over the replies still in the running."""
+    norms = {i: math.sqrt(sq_norm) for i, sq_norm in _in_running(checked).items()}
+    if config.max_norm_ratio is None or not norms:
+        return
+    median = statistics.median(norms.values())
+    for index, norm in norms.items():
+        if norm > config.max_norm_ratio * median:
+            checked[index].failures.append(("norm_above_ratio", config.norm))
+
+
+def _cosine_stage(
+    checked: Sequence[_Checked], replies: Sequence[TrainReply], round_: _Round
+) -> None:
+    """Stage 8: ``cos(d_i, sum_{j != i} d_j) < cosine_min`` over the replies still running."""
+    config = round_.config
+    candidates = _in_running(checked)
+    if config.cosine_min is None or len(candidates) < 2:
+        return
+    cosines = leave_one_out_cosines(
+        [replies[index].arrays for index in candidates],
+        round_.global_arrays,
+        list(candidates.values()),
+    )
+    for index, cosine in zip(candidates, cosines, strict=True):
+        if cosine < config.cosine_min:
+            checked[index].failures.append(("cosine_outlier", config.cosine))
+
+
 def run_gate(
-    replies: Sequence[SignedReply],
+    replies: Sequence[TrainReply],
     *,
     config: IntegrityConfig,
     server_round: int,
@@ -212,87 +256,34 @@ def run_gate(
     Cost: one SHA-256 pass and one delta pass per reply, plus two more passes when the cosine
     test is on; see ``benchmarks/integrity.py``.
     """
-    failures: list[list[tuple[str, Action]]] = [[] for _ in replies]
-    digests: dict[int, str] = {}
-    sq_norms: dict[int, float] = {}
+    round_ = _Round(config, server_round, global_arrays, global_digest, public_keys)
     replies_per_partition = Counter(reply.partition_id for reply in replies)
-
-    for index, reply in enumerate(replies):
-        failed = failures[index]
-        if state.is_quarantined(reply.partition_id, server_round):
-            failed.append(("quarantined", "reject"))
-            continue
-        if replies_per_partition[reply.partition_id] > 1:
-            failed.append(("duplicate_reply", config.base_digest))
-        if reply.server_round != server_round:
-            failed.append(("stale_round", config.base_digest))
-        if reply.base_digest != global_digest:
-            failed.append(("stale_base", config.base_digest))
-        signature_reason = _signature_failure(reply, public_keys)
-        if signature_reason is not None:
-            failed.append((signature_reason, config.signature))
-        if _dropped(failed):
-            continue  # do not spend a hash pass on a reply already dropped
-        structure_reason = _structure_failure(reply, global_arrays)
-        if structure_reason is None:
-            # Hash and delta in one trip through memory (see _delta_maths).
-            digests[index], sq_norm = digest_and_delta_sq_norm(reply.arrays, global_arrays)
-        else:
-            digests[index], sq_norm = digest_arrays(reply.arrays), math.nan
-        if digests[index] != reply.update_digest:
-            failed.append(("digest_mismatch", config.signature))
-        if structure_reason is not None:
-            failed.append((structure_reason, config.shape))
-        if _dropped(failed):
-            continue
-        # A non-finite sum means a NaN/Inf input or, rarely, an overflowing huge delta: only
-        # then is a second pass needed to tell the two apart (an overflow is a finite reply
-        # with an infinite norm, which the norm checks handle).
-        if not math.isfinite(sq_norm) and not all_finite(reply.arrays):
-            failed.append(("non_finite", config.non_finite))
-            continue
-        sq_norms[index] = sq_norm
-        if config.max_norm is not None and math.sqrt(sq_norm) > config.max_norm:
-            failed.append(("norm_above_cap", config.norm))
-
-    def in_running() -> list[int]:
-        return [index for index in sq_norms if not _dropped(failures[index])]
-
-    if config.max_norm_ratio is not None and (candidates := in_running()):
-        median = statistics.median(math.sqrt(sq_norms[index]) for index in candidates)
-        for index in candidates:
-            if math.sqrt(sq_norms[index]) > config.max_norm_ratio * median:
-                failures[index].append(("norm_above_ratio", config.norm))
-
-    if config.cosine_min is not None and len(candidates := in_running()) >= 2:
-        cosines = leave_one_out_cosines(
-            [replies[index].arrays for index in candidates],
-            global_arrays,
-            [sq_norms[index] for index in candidates],
+    checked = [
+        _check_reply(
+            reply,
+            round_,
+            quarantined=state.is_quarantined(reply.partition_id, server_round),
+            duplicated=replies_per_partition[reply.partition_id] > 1,
         )
-        for index, cosine in zip(candidates, cosines, strict=True):
-            if cosine < config.cosine_min:
-                failures[index].append(("cosine_outlier", config.cosine))
-
+        for reply in replies
+    ]
+    _norm_ratio_stage(checked, config)
+    _cosine_stage(checked, replies, round_)
     verdicts = [
         Verdict(
             reply.partition_id,
-            _decision(failed),
-            tuple(reason for reason, _ in failed),
-            math.sqrt(sq_norms[index]) if index in sq_norms else None,
+            _decision(c.failures),
+            tuple(reason for reason, _ in c.failures),
+            None if c.sq_norm is None else math.sqrt(c.sq_norm),
         )
-        for index, (reply, failed) in enumerate(zip(replies, failures, strict=True))
+        for reply, c in zip(replies, checked, strict=True)
     ]
-    kept = [
-        index
-        for index, verdict in enumerate(verdicts)
-        if verdict.decision in ("accepted", "flagged")
-    ]
+    kept = [i for i, verdict in enumerate(verdicts) if verdict.decision in ("accepted", "flagged")]
     return GateResult(
         accepted=[replies[index] for index in kept],
         verdicts=verdicts,
         state=_next_state(state, verdicts, server_round, config.quarantine_rounds),
-        accepted_digests={replies[index].partition_id: digests[index] for index in kept},
+        accepted_digests={replies[i].partition_id: checked[i].digest or "" for i in kept},
     )
 
 
@@ -300,11 +291,7 @@ def _next_state(
     state: GateState, verdicts: Sequence[Verdict], server_round: int, quarantine_rounds: int
 ) -> GateState:
     # Entries whose last round has passed are dropped, so the state does not grow forever.
-    until = {
-        partition: last
-        for partition, last in state.quarantined_until.items()
-        if last > server_round
-    }
+    until = {p: last for p, last in state.quarantined_until.items() if last > server_round}
     for verdict in verdicts:
         if verdict.decision == "quarantined":
             until[verdict.partition_id] = server_round + quarantine_rounds

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ConfigError
-from common.integrity_config import IntegrityConfig, parse_integrity_config
+from common.integrity_config import IntegrityConfig
+from scenarios.loader import load_scenario, validate_document
+
+BASE = load_scenario("quickstart").model_dump(mode="json")
+
+
+def parse_integrity_config(raw: dict[str, object]) -> IntegrityConfig:
+    """The ``[integrity]`` table of a scenario file, validated the way every scenario is."""
+    return validate_document({**BASE, "integrity": raw}).integrity
 
 
 def test_defaults_are_off_and_strict() -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord
 
-from common import protocol as P
 from common.arrays import flatten, unflatten
 from common.data.shards import dataset_of, root_indices
 from common.errors import ConfigError
 from common.learning.models import build_model
 from scenarios.loader import load_scenario
-from server.adversary import Adversary
 from server.app import initial_weights
 from server.root_reference import RootReference
-from server.strategy import FedshieldStrategy, RoundReport
 from strategies import build_chain
+from tests.server._round import GRID, client_reply, make_strategy
 
 FLTRUST = ['defense.aggregator="fltrust"', "defense.root_size=60"]
 SCENARIO = load_scenario("quickstart", FLTRUST)
@@ -64,43 +62,22 @@ def test_a_root_set_larger_than_the_training_split_is_refused_before_any_run() -
         root_indices(SCENARIO.model_copy(update={"defense": defense}), DATASET)
 
 
-def _reply(partition_id: int, weights: list[np.ndarray]) -> Message:
-    ins = Message(
-        RecordDict({P.ARRAYS: ArrayRecord(WEIGHTS)}),
-        dst_node_id=1000 + partition_id,
-        message_type="train",
-    )
-    metrics = {
-        P.NUM_EXAMPLES: 100,
-        P.PARTITION_ID: partition_id,
-        P.TRAIN_LOSS: 1.0,
-        P.LOCAL_STEPS: 4,
-        P.SAMPLING_RATE: 0.3,
-    }
-    content = RecordDict({P.ARRAYS: ArrayRecord(weights), P.METRICS: MetricRecord(metrics)})
-    return Message(content, reply_to=ins)
-
-
 def test_the_strategy_scores_replies_against_this_rounds_root_update() -> None:
     chain = build_chain("fltrust", {})
     root = RootReference(SCENARIO, DATASET)
-    strategy = FedshieldStrategy(
-        scenario=SCENARIO,
-        nodes={p: 1000 + p for p in range(SCENARIO.data.num_clients)},
-        num_params=sum(w.size for w in WEIGHTS),
-        chain=chain,
-        adversary=Adversary(SCENARIO, malicious=frozenset(), aggregate=chain),
-        guard=None,
-        root=root,
-    )
-    strategy._global = WEIGHTS
-    strategy.reports[1] = RoundReport(server_round=1, started=0.0)
+    strategy = make_strategy(SCENARIO, chain, num_params=sum(w.size for w in WEIGHTS), root=root)
+    sent = list(strategy.configure_train(1, ArrayRecord(WEIGHTS), ConfigRecord(), GRID))
     g0 = RootReference(SCENARIO, DATASET).update(1, WEIGHTS)
     base = flatten(WEIGHTS)
     aligned = unflatten(base + 3.0 * g0, WEIGHTS)  # g0's direction, three times its norm
     flipped = unflatten(base - 10.0 * g0, WEIGHTS)  # the opposite direction: trust 0
-    arrays, _ = strategy.aggregate_train(1, [_reply(0, flipped), _reply(1, aligned)])
-    assert arrays is not None and strategy.reports[1].skipped is None
+    replies = [
+        client_reply(sent[0], flipped, num_examples=100),
+        client_reply(sent[1], aligned, num_examples=100),
+    ]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    result = strategy.sink.take(1)
+    assert arrays is not None and result is not None and result.skipped is None
     step = flatten(arrays.to_numpy_ndarrays()) - base
     # the aligned update rescaled to ||g0||, the flipped one ignored: the step is g0 itself
     np.testing.assert_allclose(step, g0, rtol=1e-4, atol=1e-6)
