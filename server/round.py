@@ -16,7 +16,6 @@ step: the chain's current state and a copy of the round's generator.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,7 +24,7 @@ from numpy.typing import NDArray
 
 from common.arrays import flatten, stack_deltas
 from common.protocol import TrainReply
-from strategies.base import Aggregate, Counts, Rule, Updates
+from strategies.base import Aggregate, ChainState, Counts, Rule, Updates, as_aggregator
 
 
 @dataclass(frozen=True)
@@ -129,12 +128,13 @@ class RoundUpdates:
 
 @dataclass(frozen=True)
 class ChainView:
-    """The deployed chain before this round's step, read-only: what an omniscient attacker runs.
+    """The deployed chain before this round's update, read-only: what an omniscient attacker
+    runs.
 
-    Each call runs ``chain.step`` from the chain's current ``state`` (a frozen value) with a
-    fresh copy of the round's generator ``rng`` as it was when the view was made, so it makes
-    the draws the server's own step will make, and an attacker's search over many calls never
-    consumes the server's draws nor advances its state.
+    Each call runs :func:`strategies.base.as_aggregator` of the chain at its current ``state``
+    (a frozen value) with a fresh copy of the round's generator ``rng`` as it was when the view
+    was made, so it makes the draws the server's own update will make, and an attacker's search
+    over many calls never consumes the server's draws nor advances its state.
 
     Row order matters to an order-sensitive randomised stage (bucketing). Once the adversary
     has said where the rows of its calls sit among the round's replies (:meth:`placed`), a
@@ -144,17 +144,19 @@ class ChainView:
     """
 
     chain: Rule
-    state: object
+    state: ChainState
     rng: np.random.Generator
     reference: Aggregate | None = None
     shuffle: Callable[[int], NDArray[np.intp]] | None = None
     """The server's seeded permutation of n rows, applied before its rule runs."""
     positions: tuple[int, ...] | None = None
     """Index among the round's replies of each row of a call (set with :meth:`placed`)."""
+    _view: Callable[[Updates, Counts], Aggregate] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A snapshot: the server goes on to draw from the generator it passed in.
-        object.__setattr__(self, "rng", copy.deepcopy(self.rng))
+        view = as_aggregator(self.chain, self.state, rng=self.rng, reference=self.reference)
+        object.__setattr__(self, "_view", view)
 
     def placed(self, positions: Sequence[int]) -> ChainView:
         """This view, told that row k of a call is reply ``positions[k]`` of the round."""
@@ -168,11 +170,4 @@ class ChainView:
             row_at[list(self.positions)] = np.arange(n)  # reply index -> row of this call
             order = row_at[self.shuffle(n)]
             updates, num_examples = updates[order], num_examples[order]
-        aggregate, _ = self.chain.step(
-            updates,
-            num_examples,
-            self.state,
-            rng=copy.deepcopy(self.rng),
-            reference=self.reference,
-        )
-        return aggregate
+        return self._view(updates, num_examples)

@@ -18,7 +18,7 @@ from common.data.shards import malicious_clients
 from scenarios.loader import load_scenario
 from server.round import ChainView
 from strategies import build_chain
-from strategies.base import Aggregate, Counts, OneStepCall, Rule, Updates
+from strategies.base import Aggregate, ChainState, Counts, Rule, Updates
 from tests.server._round import make_strategy, play_round
 
 BASE = [np.zeros((3, 4), np.float32), np.zeros(4, np.float32)]
@@ -101,7 +101,7 @@ def test_the_omniscient_adversary_predicts_random_buckets_in_the_servers_row_ord
 
 
 @dataclass
-class FirstRow(OneStepCall):
+class FirstRow:
     """An order-sensitive rule (for this test only, never registered): the first row wins."""
 
     name: str = "first_row"
@@ -113,20 +113,25 @@ class FirstRow(OneStepCall):
     def needs_reference(self) -> bool:
         return False
 
-    def init(self, num_params: int) -> object:
-        return None
+    def init(self, num_params: int) -> ChainState:
+        return ()
 
-    def step(
+    def update(
         self,
         updates: Updates,
         num_examples: Counts,
-        state: object,
+        state: ChainState,
         *,
         rng: np.random.Generator,
         reference: Aggregate | None = None,
-    ) -> tuple[Aggregate, object]:
+    ) -> tuple[Aggregate, ChainState]:
         self.seen.append(np.array(updates))
-        return np.array(updates[0]), None
+        return np.array(updates[0]), state
+
+    def __call__(
+        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+    ) -> Aggregate:
+        return self.update(updates, num_examples, (), rng=np.random.default_rng(0))[0]
 
 
 def test_forged_rows_are_shuffled_among_the_honest_ones_before_the_rule_runs() -> None:
