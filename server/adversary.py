@@ -16,6 +16,7 @@ never receives it nor any client's malicious status.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import CollusionAttack, ThreatModel, TransitAttack
+from attacks import attack_plan
+from attacks.base import TransitAttack
 from common.arrays import flatten, stack_deltas, unflatten
 from common.attack_schedule import is_active
 from common.crypto.digest import digest_arrays
@@ -43,14 +44,15 @@ class Adversary:
     def __init__(self, scenario: Scenario, *, malicious: frozenset[int], aggregate: Rule) -> None:
         self.scenario = scenario
         self.malicious = malicious
-        self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
+        self.plan = attack_plan(scenario.attack)
         self._aggregate = aggregate
+        self._warned = False  # a degenerate forgery is reported once per run
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
 
     def active(self, server_round: int) -> bool:
         """Whether the attack acts this round (its window and per-round probability)."""
         attack = self.scenario.attack
-        return attack.type != "none" and is_active(
+        return attack.enabled and is_active(
             server_round,
             start_round=attack.start_round,
             end_round=attack.end_round,
@@ -61,8 +63,8 @@ class Adversary:
     # -- wire -------------------------------------------------------------------------------
     def _wire_attack(self, direction: str, server_round: int) -> TransitAttack[Any] | None:
         """The transit attack when it acts on ``direction`` links this round."""
-        attack = self.attack
-        if isinstance(attack, TransitAttack) and attack.params.direction == direction:
+        attack = self.plan.transit
+        if attack is not None and attack.params.direction == direction:
             return attack if self.active(server_round) else None
         return None
 
@@ -99,7 +101,7 @@ class Adversary:
 
     def tampered_links(self, server_round: int) -> list[int]:
         """Ground truth for the metrics layer: links altered this round."""
-        if not isinstance(self.attack, TransitAttack) or not self.active(server_round):
+        if self.plan.transit is None or not self.active(server_round):
             return []
         return sorted(self.malicious)
 
@@ -111,43 +113,41 @@ class Adversary:
         global_arrays: list[NDArray[np.float32]],
         *,
         reference: NDArray[np.float32] | None = None,
-    ) -> list[ClientReply]:
+    ) -> tuple[list[ClientReply], dict[str, float]]:
         """Replace the malicious replies of the round with forged, re-signed updates.
 
-        ``reference`` is the server's own update of the round for rules that need one
+        Returns the replies and the attack's diagnostics of the round (empty when it did not
+        act). ``reference`` is the server's own update of the round for rules that need one
         (FLTrust): the omniscient adversary knows it, as in Cao et al.'s adaptive attack.
         """
-        attack = self.attack
-        if not isinstance(attack, CollusionAttack) or not self.active(server_round):
-            return list(replies)
+        attack = self.plan.collusion
+        if attack is None or not self.active(server_round):
+            return list(replies), {}
         bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious and r.arrays]
         good = [
             i for i, r in enumerate(replies) if r.partition_id not in self.malicious and r.arrays
         ]
         if not bad or not good:
-            return list(replies)
-        honest = stack_deltas([replies[i].arrays for i in good], global_arrays)
-        honest_counts = np.array([replies[i].num_examples for i in good], dtype=np.int64)
-        # The structural threat model: only an omniscient attack is handed the aggregator.
-        aggregator = (
-            partial(self._aggregate, reference=reference)
-            if attack.threat_model is ThreatModel.OMNISCIENT
-            else None
-        )
-        forged = attack.forge(
-            honest,
-            num_malicious=len(bad),
+            return list(replies), {}
+        # The view holds everything; attack.view cuts it to the attack's threat model.
+        view = attack.view(
+            own=stack_deltas([replies[i].arrays for i in bad], global_arrays),
+            num_clients=len(bad) + len(good),
             rng=derive_rng(self.scenario.seed, "collude", server_round),
-            honest_num_examples=honest_counts,
-            aggregator=aggregator,
+            honest=stack_deltas([replies[i].arrays for i in good], global_arrays),
+            honest_num_examples=np.array([replies[i].num_examples for i in good], dtype=np.int64),
+            aggregator=partial(self._aggregate, reference=reference),
         )
+        forgery = attack.forge(view)
+        if forgery.warning is not None and not self._warned:
+            self._warned = True
+            print(f"warning: round {server_round}: {forgery.warning}", file=sys.stderr)
         base_flat = flatten(global_arrays)
         out = list(replies)
         for row, index in enumerate(bad):
-            out[index] = self._signed(
-                server_round, replies[index], unflatten(base_flat + forged[row], global_arrays)
-            )
-        return out
+            arrays = unflatten(base_flat + forgery.updates[row], global_arrays)
+            out[index] = self._signed(server_round, replies[index], arrays)
+        return out, dict(forgery.diagnostics)
 
     def _signed(
         self, server_round: int, reply: ClientReply, arrays: list[NDArray[np.float32]]

@@ -18,8 +18,7 @@ from flwr.server import Grid
 from flwr.serverapp import ServerApp
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import DataAttack
+from attacks import attack_plan
 from common.data.datasets import Dataset
 from common.data.partitioners import partition_hash
 from common.data.shards import dataset_of, malicious_clients, partitions_of
@@ -90,12 +89,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
     )
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    success_set = (
-        attack.success_set(dataset.x_test, dataset.y_test)
-        if isinstance(attack, DataAttack)
-        else None
-    )
+    success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
     evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
     guard = (
         IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator)

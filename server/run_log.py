@@ -60,6 +60,7 @@ class RunLog:
                 train_loss=report.train_loss,
                 malicious_sampled=sum(p in self.malicious for p in report.sampled),
                 num_tampered=len(report.tampered),
+                attack=report.attack,
                 seconds=round(time.perf_counter() - report.started, 4),
             )
         row.update(extra)
@@ -102,8 +103,13 @@ class RunLog:
             "malicious_clients": sorted(self.malicious),
             **summary,
         }
-        if "attack_success_rate" in rows[-1]:
-            summary["final_attack_success_rate"] = rows[-1]["attack_success_rate"]
+        for key in (
+            "attack_success_rate",
+            "attack_success_baseline",
+            "attack_success_above_baseline",
+        ):
+            if key in rows[-1]:
+                summary[f"final_{key}"] = rows[-1][key]
         atomic_write_json(self.run_dir / "summary.json", summary)
         plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
         return summary

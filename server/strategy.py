@@ -58,6 +58,7 @@ class RoundReport:
     tampered: list[int] = field(default_factory=list)
     skipped: str | None = None
     train_loss: float = float("nan")
+    attack: dict[str, float] = field(default_factory=dict)
     honest_replies: list[ClientReply] = field(default_factory=list)
 
 
@@ -151,7 +152,9 @@ class FedshieldStrategy(FedAvg):
             if self.root is not None and self.chain.needs_reference()
             else None
         )
-        arrived = self.adversary.collude(server_round, arrived, self._global, reference=reference)
+        arrived, report.attack = self.adversary.collude(
+            server_round, arrived, self._global, reference=reference
+        )
         arrived = self.adversary.uplink(server_round, arrived)
         if self.guard is not None:
             verdict = self.guard.check(server_round, arrived, self._global, refused=report.refused)
