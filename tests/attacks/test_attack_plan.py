@@ -96,9 +96,7 @@ def test_model_replacement_is_a_backdoor_then_a_boost_with_per_attack_params() -
         ),
     ],
 )
-def test_bad_lists_fail_in_one_line_naming_the_field(
-    attack: dict[str, Any], expected: str
-) -> None:
+def test_bad_lists_fail_in_one_line_naming_the_field(attack: dict[str, Any], expected: str) -> None:
     assert _refusal(attack).startswith(expected)
 
 
