@@ -33,7 +33,8 @@ def test_model_replacement_plants_the_backdoor_in_one_round(tmp_path: Path) -> N
     assert [r["round"] for r in rows] == [0, 1, 2, 3]
     # Before the attack the model says "0" on triggered images no more than on clean ones ...
     assert all(r["attack_success_above_baseline"] < 0.1 for r in rows[1:3])
-    # ... after the boosted backdoor round it does, far above its untriggered baseline.
+    # ... after the boosted backdoor round it does, far above its untriggered baseline
+    # (seed 42: rate 1.000, baseline 0.037; the same backdoor with gamma = 1 reaches only 0.173).
     last = rows[-1]
     assert last["attack_success_rate"] > 0.8 and last["attack_success_baseline"] < 0.2
     assert last["attack_success_above_baseline"] == pytest.approx(
