@@ -55,7 +55,7 @@ class Alie(CollusionAttack[AlieParams]):
     ``p = (n - m - s) / (n - m)`` (``blades``: Blades, FLPoison, epfml). ``mu`` and ``sigma``
     (ddof=0) come from the round's honest updates (``knowledge = "honest_updates"``, threat model
     ``honest_updates``) or from the colluders' own honestly trained updates (``"own_data"``,
-    threat model ``none``), which is what the paper's Algorithm 1 and its authors' code do.
+    threat model ``none``): the paper's non-omniscient setting, and what its authors' code does.
 
     Parameters
     ----------

@@ -108,7 +108,7 @@ class Fang(CollusionAttack[FangParams]):
     References
     ----------
     Fang, Cao, Jia & Gong, "Local Model Poisoning Attacks to Byzantine-Robust Federated
-    Learning", USENIX Security 2020, Sections 4.2 (Krum) and 4.3 (trimmed mean, median).
+    Learning", USENIX Security 2020: the full-knowledge Krum and trimmed-mean attacks.
 
     Examples
     --------
