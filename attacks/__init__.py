@@ -5,25 +5,37 @@
 >>> attack.kind.value, attack.threat_model.value
 ('update', 'none')
 
-Importing the modules below registers every attack in :data:`ATTACKS`; the lead wires them into
-the ClientApp (kinds ``data`` and ``update``) and the server's adversary (``collusion`` and
-``transit``).
+Importing the modules below registers every attack in :data:`ATTACKS`. A scenario's attack
+section becomes an :class:`AttackPlan` (:func:`attack_plan`): the ClientApp runs its ``data``
+and ``update`` attacks, the server's adversary its ``collusion`` and ``transit`` ones.
 """
 
 from __future__ import annotations
 
-from attacks import collusion, data_poisoning, omniscient, transit, update_poisoning
+from attacks import (
+    collusion,
+    data_poisoning,
+    fang,
+    malformed,
+    mimic,
+    min_max,
+    omniscient,
+    transit,
+    update_poisoning,
+)
 from attacks.base import (
     Attack,
-    CollusionAttack,
     DataAttack,
     Kind,
     NoAttack,
     PoisonedData,
+    SuccessSet,
     ThreatModel,
     TransitAttack,
     UpdateAttack,
 )
+from attacks.forging import CollusionAttack, Forgery, RoundView
+from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
 
 register_attack("none")(NoAttack)
@@ -31,17 +43,26 @@ register_attack("none")(NoAttack)
 __all__ = [
     "ATTACKS",
     "Attack",
+    "AttackPlan",
     "CollusionAttack",
     "DataAttack",
+    "Forgery",
     "Kind",
     "NoAttack",
     "PoisonedData",
+    "RoundView",
+    "SuccessSet",
     "ThreatModel",
     "TransitAttack",
     "UpdateAttack",
+    "attack_plan",
     "collusion",
     "data_poisoning",
+    "fang",
     "get_attack",
+    "malformed",
+    "mimic",
+    "min_max",
     "omniscient",
     "register_attack",
     "transit",

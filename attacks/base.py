@@ -4,15 +4,15 @@ An attack is built from its validated, frozen parameter model and is otherwise s
 the same attack object may serve every client and every round. Randomness comes only from the
 ``np.random.Generator`` the caller passes, and no method writes to its inputs.
 
-Kinds and who calls them:
+Kinds and who calls them (the kind is a declaration each attack class makes; only
+:func:`attacks.plan.attack_plan` reads it, to put each attack in its slot of the plan):
 
 * ``data`` (client side, threat model ``none``): :meth:`DataAttack.poison` rewrites a client's
-  shard; :meth:`DataAttack.success_set` gives the triggered test copy for the attack success rate.
+  shard; :meth:`DataAttack.success_set` gives the test images that measure the attack.
 * ``update`` (client side, threat model ``none``): :meth:`UpdateAttack.poison_update` rewrites
   the client's own flat update delta and the example count it reports.
-* ``collusion`` (server side): :meth:`CollusionAttack.forge` replaces the malicious updates of a
-  round, knowing the honest ones (``honest_updates``) and, for ``omniscient`` attacks only, the
-  deployed aggregation rule.
+* ``collusion`` (server side): :meth:`attacks.forging.CollusionAttack.forge` replaces the
+  malicious updates of a round from a :class:`~attacks.forging.RoundView` cut to its threat model.
 * ``transit`` (on the wire, no keys): :meth:`TransitAttack.tamper` alters a weight message.
 """
 
@@ -48,7 +48,7 @@ class ThreatModel(StrEnum):
     """What the attacker knows when it acts (the ``threat_model`` tag of each registry entry)."""
 
     NONE = "none"
-    """Only its own data or update."""
+    """Only its own data or update (for colluders: the updates they trained themselves)."""
     HONEST_UPDATES = "honest_updates"
     """The honest updates of the round (colluding clients that see the others' updates)."""
     OMNISCIENT = "omniscient"
@@ -69,17 +69,42 @@ P = TypeVar("P", bound=BaseModel)
 
 
 class Attack(ABC, Generic[P]):
-    """Base of every attack: its kind, its threat model and its validated parameters."""
+    """Base of every attack: its kind, its threat model and its validated parameters.
+
+    ``threat_model`` is the class's registered knowledge; an attack whose knowledge is one of
+    its parameters (ALIE's ``knowledge``) sets it per instance in ``__init__``.
+    """
 
     kind: ClassVar[Kind]
-    threat_model: ClassVar[ThreatModel]
+    threat_model: ThreatModel
 
     def __init__(self, params: P) -> None:
         self.params = params
 
 
 class NoAttack(Attack[NoParams]):
-    """No attack: the scenario runs with honest clients only (``type = "none"``)."""
+    """No attack: the scenario runs with honest clients only (``type = "none"``).
+
+    Parameters
+    ----------
+    None
+
+    Returns
+    -------
+    None
+        It has no method: its plan is empty, so no party attacks.
+
+    References
+    ----------
+    None.
+
+    Examples
+    --------
+    >>> from attacks import attack_plan
+    >>> from common.schema import AttackSpec
+    >>> attack_plan(AttackSpec(type="none"))
+    AttackPlan(data=None, update=None, collusion=None, transit=None)
+    """
 
     kind = Kind.NONE
     threat_model = ThreatModel.NONE
@@ -95,6 +120,21 @@ class PoisonedData:
     """``(N,)``: True for the samples the attack rewrote (relabelled and/or triggered)."""
 
 
+@dataclass(frozen=True)
+class SuccessSet:
+    """The test images that measure a data attack, and their clean counterparts.
+
+    The attack success rate is the fraction of ``x`` classified as ``target``; its baseline is
+    the same fraction on ``baseline_x``, the same images without the attack's change to the
+    input (a backdoor's untriggered images). None when the attack changes no input (label
+    flipping), where the raw rate is all there is.
+    """
+
+    x: Images
+    target: Labels
+    baseline_x: Images | None = None
+
+
 class DataAttack(Attack[P]):
     """Client-side data poisoning (threat model ``none``)."""
 
@@ -108,8 +148,8 @@ class DataAttack(Attack[P]):
         """The poisoned copy of the shard ``(x, y)``."""
 
     @abstractmethod
-    def success_set(self, x_test: Images, y_test: Labels) -> tuple[Images, Labels] | None:
-        """``(x, y_target)`` whose accuracy is the attack success rate, or None if undefined."""
+    def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
+        """The images whose classification as the target is the attack's success, or None."""
 
 
 class UpdateAttack(Attack[P]):
@@ -123,58 +163,6 @@ class UpdateAttack(Attack[P]):
         self, delta: Vector, num_examples: int, *, rng: np.random.Generator
     ) -> tuple[Vector, int]:
         """The poisoned delta (a new array of the same shape) and the example count to report."""
-
-
-class CollusionAttack(Attack[P]):
-    """Server-side forging of the malicious updates of a round from the honest ones."""
-
-    kind = Kind.COLLUSION
-    threat_model = ThreatModel.HONEST_UPDATES
-
-    def forge(
-        self,
-        honest: Updates,
-        *,
-        num_malicious: int,
-        rng: np.random.Generator,
-        honest_num_examples: Counts,
-        aggregator: Aggregator | None,
-    ) -> NDArray[np.floating[Any]]:
-        """``(num_malicious, d)`` forged updates, in ``honest``'s dtype.
-
-        The threat model is structural: only an omniscient attack may receive the aggregator,
-        and an omniscient attack cannot run without it.
-        """
-        if honest.ndim != 2 or honest.shape[0] < 1:
-            raise ValueError(f"honest updates must be (h >= 1, d); got shape {honest.shape}")
-        if num_malicious < 1:
-            raise ValueError(f"num_malicious must be >= 1; got {num_malicious}")
-        omniscient = self.threat_model is ThreatModel.OMNISCIENT
-        if omniscient != (aggregator is not None):
-            raise ValueError(
-                f"threat model {self.threat_model.value!r}: the aggregator must "
-                f"{'' if omniscient else 'not '}be passed"
-            )
-        forged = self._forge(
-            honest,
-            num_malicious=num_malicious,
-            rng=rng,
-            honest_num_examples=honest_num_examples,
-            aggregator=aggregator,
-        )
-        return forged.astype(honest.dtype, copy=False)
-
-    @abstractmethod
-    def _forge(
-        self,
-        honest: Updates,
-        *,
-        num_malicious: int,
-        rng: np.random.Generator,
-        honest_num_examples: Counts,
-        aggregator: Aggregator | None,
-    ) -> NDArray[np.floating[Any]]:
-        """The attack's own maths, after :meth:`forge` checked shapes and the threat model."""
 
 
 class TransitParams(Params):

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from pydantic import Field, ValidationInfo, field_validator
 
 from attacks._maths import choose_indices, exact_count
-from attacks.base import DataAttack, Images, Labels, PoisonedData
+from attacks.base import DataAttack, Images, Labels, PoisonedData, SuccessSet
 from attacks.registry import register_attack
 from common.errors import ConfigError
 from common.registry import Params
@@ -56,12 +56,46 @@ class LabelFlipParams(Params):
 
 @register_attack("label_flip", LabelFlipParams)
 class LabelFlip(DataAttack[LabelFlipParams]):
-    """Label flipping (Biggio et al. 2012; Tolpegin et al. 2020 for the targeted FL variant).
+    r"""Label flipping (Biggio et al. 2012; Tolpegin et al. 2020 for the targeted FL variant).
 
-    ``reverse``: ``y -> C - 1 - y``. ``all_to_one``: ``y -> target``. ``targeted``:
-    ``source -> target``, other classes untouched. Only samples whose label the mode changes are
-    eligible (so for odd C the middle class is never counted under ``reverse``); ``ratio`` is the
-    fraction of the eligible samples flipped, rounded half up.
+    .. math::
+
+        y \mapsto C - 1 - y\ (\text{reverse}),\qquad y \mapsto t\ (\text{all\_to\_one}),
+        \qquad \text{source} \mapsto t\ (\text{targeted})
+
+    on ``floor(ratio * E + 0.5)`` of the ``E`` eligible samples (those whose label the mode
+    changes, so for odd C the middle class is never counted under ``reverse``), drawn with the rng.
+
+    Parameters
+    ----------
+    mode : {"reverse", "all_to_one", "targeted"}, default "reverse"
+        Which labels change.
+    ratio : float, default 1.0
+        Fraction of the eligible samples flipped, in (0, 1].
+    target : int, default 0
+        The new label (``all_to_one``, ``targeted``).
+    source : int, optional
+        The class relabelled (``targeted`` only, != target).
+
+    Returns
+    -------
+    PoisonedData
+        The relabelled copy of the shard; :meth:`success_set` gives the test images whose
+        classification as ``target`` is the attack's success (no baseline: no input changes).
+
+    References
+    ----------
+    Biggio, Nelson & Laskov, "Poisoning Attacks against Support Vector Machines", ICML 2012;
+    Tolpegin, Truex, Gursoy & Liu, "Data Poisoning Attacks Against Federated Learning
+    Systems", ESORICS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> x, y = np.zeros((4, 2, 2, 1), np.float32), np.array([0, 1, 2, 3])
+    >>> get_attack("label_flip").poison(x, y, num_classes=4, rng=np.random.default_rng(0)).y
+    array([3, 2, 1, 0])
     """
 
     def _flipped(self, y: Labels, num_classes: int) -> Labels:
@@ -88,12 +122,12 @@ class LabelFlip(DataAttack[LabelFlipParams]):
         new_y[chosen] = self._flipped(y[chosen], num_classes)
         return PoisonedData(np.array(x, copy=True), new_y, _mask(y.shape[0], chosen))
 
-    def success_set(self, x_test: Images, y_test: Labels) -> tuple[Images, Labels] | None:
-        """Test samples the mode would relabel, labelled with their poisoned label.
+    def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
+        """Test samples the mode would relabel, with their poisoned label as the target.
 
-        ``targeted``: the source-class samples labelled ``target``; ``all_to_one``: every sample
-        not already of class ``target``, labelled ``target``; ``reverse``: None (it needs C,
-        and its goal is untargeted damage, which clean accuracy measures).
+        ``targeted``: the source-class samples; ``all_to_one``: every sample not already of
+        class ``target``; ``reverse``: None (it needs C, and its goal is untargeted damage,
+        which clean accuracy measures). No baseline: the attack changes no input.
         """
         if self.params.mode == "reverse":
             return None
@@ -102,7 +136,7 @@ class LabelFlip(DataAttack[LabelFlipParams]):
         else:
             keep = y_test != self.params.target
         x = np.array(x_test[keep], copy=True)
-        return x, np.full(x.shape[0], self.params.target, dtype=np.int64)
+        return SuccessSet(x, np.full(x.shape[0], self.params.target, dtype=np.int64))
 
 
 Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
@@ -121,12 +155,54 @@ class BackdoorParams(Params):
 
 @register_attack("backdoor", BackdoorParams)
 class Backdoor(DataAttack[BackdoorParams]):
-    """BadNets pixel-pattern backdoor (Gu et al. 2017; in FL: Bagdasaryan et al. 2020).
+    r"""BadNets pixel-pattern backdoor (Gu et al. 2017; in FL: Bagdasaryan et al. 2020).
 
-    A square of ``trigger_size`` x ``trigger_size`` pixels, ``offset`` pixels in from the chosen
-    corner, is set to ``value`` in every channel; poisoned samples get the trigger and the label
-    ``target``. All N samples are eligible, so exactly ``floor(ratio * N + 0.5)`` images change
-    (a poisoned sample already of class ``target`` keeps its label but gets the trigger).
+    .. math::
+
+        (x, y) \mapsto (x \oplus \text{trigger},\ t)\ \text{on}\
+        \lfloor \text{ratio}\cdot N + 0.5 \rfloor\ \text{samples}
+
+    where the trigger sets a ``trigger_size`` x ``trigger_size`` square, ``offset`` pixels in
+    from the chosen corner, to ``value`` in every channel. All N samples are eligible (a
+    poisoned sample already of class ``target`` keeps its label but gets the trigger). Follow it
+    with ``scaling`` for Bagdasaryan et al.'s model replacement.
+
+    Parameters
+    ----------
+    target : int, default 0
+        The label of triggered samples.
+    ratio : float, default 0.1
+        Fraction of the shard poisoned, in (0, 1].
+    trigger_size : int, default 3
+        Side of the square, >= 1.
+    position : {"bottom_right", "bottom_left", "top_right", "top_left"}, default "bottom_right"
+        Corner of the trigger.
+    offset : int, default 1
+        Distance of the trigger from the corner, in pixels.
+    value : float, default 1.0
+        Pixel value of the trigger, in [0, 1].
+
+    Returns
+    -------
+    PoisonedData
+        The poisoned copy of the shard; :meth:`success_set` gives the triggered test images not
+        of class ``target`` and, as the baseline, the same images without the trigger.
+
+    References
+    ----------
+    Gu, Dolan-Gavitt & Garg, "BadNets: Identifying Vulnerabilities in the Machine Learning
+    Model Supply Chain", 2017; Bagdasaryan et al., "How To Backdoor Federated Learning",
+    AISTATS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> attack = get_attack("backdoor", trigger_size=1, offset=0, ratio=0.5, target=7)
+    >>> out = attack.poison(np.zeros((2, 3, 3, 1), np.float32), np.array([1, 2]),
+    ...                     num_classes=10, rng=np.random.default_rng(0))
+    >>> out.poisoned.sum(), out.x[out.poisoned][0, 2, 2, 0], out.y[out.poisoned][0]
+    (1, 1.0, 7)
     """
 
     def _trigger_slices(self, height: int, width: int) -> tuple[slice, slice]:
@@ -166,8 +242,10 @@ class Backdoor(DataAttack[BackdoorParams]):
         new_y[chosen] = self.params.target
         return PoisonedData(new_x, new_y, _mask(n, chosen))
 
-    def success_set(self, x_test: Images, y_test: Labels) -> tuple[Images, Labels] | None:
-        """The triggered copy of the test samples NOT already of class ``target``, all labelled
-        ``target`` (a target-class sample classified as target proves nothing)."""
-        x = self.apply_trigger(x_test[y_test != self.params.target])
-        return x, np.full(x.shape[0], self.params.target, dtype=np.int64)
+    def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
+        """The triggered test samples NOT already of class ``target`` (a target-class sample
+        classified as target proves nothing), all labelled ``target``; the baseline is the same
+        samples without the trigger."""
+        clean = np.array(x_test[y_test != self.params.target], dtype=np.float32, copy=True)
+        target = np.full(clean.shape[0], self.params.target, dtype=np.int64)
+        return SuccessSet(self.apply_trigger(clean), target, baseline_x=clean)

@@ -31,10 +31,39 @@ class BitFlipParams(TransitParams):
 
 @register_attack("bit_flip", BitFlipParams)
 class BitFlip(TransitAttack[BitFlipParams]):
-    """Flip ``num_bits`` distinct bits chosen uniformly among all ``32 * d`` payload bits.
+    r"""Flip ``num_bits`` distinct bits chosen uniformly among all ``32 * d`` payload bits.
 
-    Models memory or link corruption (Rakin et al. 2019 flip chosen bits; here they are random).
-    A flipped exponent bit can turn a weight into +-Inf, NaN or a huge value.
+    .. math:: w \mapsto w \oplus \textstyle\sum_{b \in B} 2^{b},\qquad |B| = \text{num\_bits}
+
+    on the float32 bit patterns. Models memory or link corruption (Rakin et al. choose the bits;
+    here they are random). A flipped exponent bit can turn a weight into +-Inf, NaN or a huge value.
+
+    Parameters
+    ----------
+    direction : {"uplink", "downlink"}, default "uplink"
+        The link the attacker sits on.
+    num_bits : int, default 1
+        Distinct bits flipped per message, >= 1.
+
+    Returns
+    -------
+    list of ndarray
+        The delivered message (new float32 arrays).
+
+    References
+    ----------
+    Rakin, He & Fan, "Bit-Flip Attack: Crushing Neural Network with Progressive Bit Search",
+    ICCV 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> message = [np.zeros(4, np.float32)]
+    >>> out = get_attack("bit_flip", num_bits=3).tamper(
+    ...     message, rng=np.random.default_rng(0), recorded=None)
+    >>> int(np.unpackbits(out[0].view(np.uint8)).sum())
+    3
     """
 
     def tamper(
@@ -67,9 +96,39 @@ class AdditiveParams(TransitParams):
 
 @register_attack("additive", AdditiveParams)
 class Additive(TransitAttack[AdditiveParams]):
-    """Additive Gaussian tampering: ``w -> w + e`` with ``e ~ N(0, scale^2)`` i.i.d.
+    r"""Additive Gaussian tampering of the weights in transit.
 
-    Every array is hit, or only array ``layer`` (its index in the message) when set.
+    .. math:: w \mapsto w + e,\qquad e_k \sim \mathcal N(0, \text{scale}^2)\ \text{i.i.d.}
+
+    on every array, or only on array ``layer`` (its index in the message) when set.
+
+    Parameters
+    ----------
+    direction : {"uplink", "downlink"}, default "uplink"
+        The link the attacker sits on.
+    scale : float, default 0.1
+        Noise standard deviation, > 0.
+    layer : int, optional
+        The only array hit.
+
+    Returns
+    -------
+    list of ndarray
+        The delivered message (new float32 arrays).
+
+    References
+    ----------
+    A generic man-in-the-middle perturbation; the integrity gate's signatures exist to catch it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> message = [np.zeros(2, np.float32), np.zeros(3, np.float32)]
+    >>> out = get_attack("additive", layer=1).tamper(
+    ...     message, rng=np.random.default_rng(0), recorded=None)
+    >>> bool(out[0].any()), bool(out[1].all())
+    (False, True)
     """
 
     def tamper(
@@ -90,12 +149,36 @@ class Additive(TransitAttack[AdditiveParams]):
 
 @register_attack("swap_layer", TransitParams)
 class SwapLayer(TransitAttack[TransitParams]):
-    """Swap two arrays of the same shape (and different contents), chosen with the rng.
+    r"""Swap two arrays of the same shape (and different contents), chosen with the rng.
 
-    If no two arrays qualify, one array (chosen with the rng among those with >= 2 distinct
-    values) gets a random permutation of its values instead: shapes and the multiset of values
-    stay valid, so only a digest or signature check can tell. A message whose arrays are all
-    constant cannot be altered this way and is returned unchanged (as a copy).
+    .. math:: (\ldots, W_i, \ldots, W_j, \ldots) \mapsto (\ldots, W_j, \ldots, W_i, \ldots)
+
+    If no two arrays qualify, one array (chosen among those with >= 2 distinct values) gets a
+    random permutation of its values instead: shapes and the multiset of values stay valid, so
+    only a digest or signature check can tell. A message whose arrays are all constant cannot be
+    altered this way and is returned unchanged (as a copy).
+
+    Parameters
+    ----------
+    direction : {"uplink", "downlink"}, default "uplink"
+        The link the attacker sits on.
+
+    Returns
+    -------
+    list of ndarray
+        The delivered message (new float32 arrays).
+
+    References
+    ----------
+    A structural tampering with no originating paper; it defeats shape and range checks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> message = [np.zeros(2, np.float32), np.ones(2, np.float32)]
+    >>> get_attack("swap_layer").tamper(message, rng=np.random.default_rng(0), recorded=None)
+    [array([1., 1.], dtype=float32), array([0., 0.], dtype=float32)]
     """
 
     def tamper(
@@ -126,10 +209,35 @@ class SwapLayer(TransitAttack[TransitParams]):
 
 @register_attack("replay", TransitParams)
 class Replay(TransitAttack[TransitParams]):
-    """Replay: deliver the earlier captured message ``recorded`` instead of the current one.
+    r"""Replay: deliver the earlier captured message ``recorded`` instead of the current one.
+
+    .. math:: W^{(t)} \mapsto W^{(t')},\qquad t' < t
 
     Stale weights from an earlier round on the same link (uplink or downlink); the digest and
     signature checks exist to catch them. With nothing recorded yet the message passes unchanged.
+
+    Parameters
+    ----------
+    direction : {"uplink", "downlink"}, default "uplink"
+        The link the attacker sits on.
+
+    Returns
+    -------
+    list of ndarray
+        A copy of ``recorded``, or of the message when nothing was recorded.
+
+    References
+    ----------
+    The classic replay attack on an unauthenticated channel (Syverson, "A Taxonomy of Replay
+    Attacks", CSFW 1994).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> old, new = [np.zeros(2, np.float32)], [np.ones(2, np.float32)]
+    >>> get_attack("replay").tamper(new, rng=np.random.default_rng(0), recorded=old)
+    [array([0., 0.], dtype=float32)]
     """
 
     def tamper(

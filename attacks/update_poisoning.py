@@ -1,17 +1,15 @@
 """Model poisoning by one client with no knowledge of the others: it rewrites its own update.
 
 Every attack maps the flat delta ``(d,)`` (trained weights minus global weights) to a new array
-of the same shape and dtype, and may lie about the example count it reports.
+of the same shape and dtype. Attacks that send malformed values or lie about the example count
+are in :mod:`attacks.malformed`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
-from attacks._maths import exact_count, round_half_up
 from attacks.base import UpdateAttack, Vector
 from attacks.registry import register_attack
 from common.registry import NoParams, Params
@@ -25,10 +23,35 @@ class SignFlipParams(Params):
 
 @register_attack("sign_flip", SignFlipParams)
 class SignFlip(UpdateAttack[SignFlipParams]):
-    """Sign flipping: ``delta -> -scale * delta`` (Allen-Zhu et al. 2021; Li et al. 2019).
+    r"""Sign flipping: the client sends its update reversed (Allen-Zhu et al. 2021; Li et al. 2019).
+
+    .. math:: \tilde\delta = -\text{scale}\cdot\delta
 
     ByzFL's SignFlipping is the server-side variant ``-mean(honest)``; this is the client-side one
     that needs no knowledge of the other clients.
+
+    Parameters
+    ----------
+    scale : float, default 1.0
+        Factor on the flipped update, > 0.
+
+    Returns
+    -------
+    tuple of (ndarray, int)
+        The flipped delta and the true example count.
+
+    References
+    ----------
+    Allen-Zhu, Ebrahimian, Li & Alistarh, "Byzantine-Resilient Non-Convex Stochastic Gradient
+    Descent", ICLR 2021; Li et al., "RSA", AAAI 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> get_attack("sign_flip", scale=2.0).poison_update(
+    ...     np.array([1.0, -0.5]), 10, rng=np.random.default_rng(0))
+    (array([-2.,  1.]), 10)
     """
 
     def poison_update(
@@ -46,10 +69,38 @@ class GaussianParams(Params):
 
 @register_attack("gaussian", GaussianParams)
 class Gaussian(UpdateAttack[GaussianParams]):
-    """Gaussian noise in place of the update: ``delta -> g, g_k ~ N(mean, std^2)`` i.i.d.
+    r"""Gaussian noise in place of the update (Blanchard et al. 2017, the Krum paper).
 
-    Blanchard et al. 2017 (Krum paper). Peers disagree on the default: ByzFL and FLPoison draw
-    N(0, 1) (our default); Blades' NoiseAdversary draws N(0.1, 0.1^2).
+    .. math:: \tilde\delta_k \sim \mathcal N(\text{mean}, \text{std}^2)\ \text{i.i.d.}
+
+    Peers disagree on the default: ByzFL and FLPoison draw N(0, 1) (ours); Blades'
+    NoiseAdversary draws N(0.1, 0.1^2).
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+        Mean of the noise.
+    std : float, default 1.0
+        Standard deviation, >= 0.
+
+    Returns
+    -------
+    tuple of (ndarray, int)
+        The noise (same shape and dtype as the delta) and the true example count.
+
+    References
+    ----------
+    Blanchard, El Mhamdi, Guerraoui & Stainer, "Machine Learning with Adversaries: Byzantine
+    Tolerant Gradient Descent", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> noise, count = get_attack("gaussian", mean=5.0, std=0.0).poison_update(
+    ...     np.zeros(3), 7, rng=np.random.default_rng(0))
+    >>> noise, count
+    (array([5., 5., 5.]), 7)
     """
 
     def poison_update(
@@ -67,11 +118,36 @@ class ScalingParams(Params):
 
 @register_attack("scaling", ScalingParams)
 class Scaling(UpdateAttack[ScalingParams]):
-    """Model replacement boost: ``delta -> gamma * delta`` (Bagdasaryan et al. 2020, AISTATS).
+    r"""Model replacement boost (Bagdasaryan et al. 2020, AISTATS).
 
-    With FedAvg over n clients and server learning rate eta, ``gamma = n / eta`` makes the new
-    global model (about) the attacker's model. Combine with a data attack's training to boost a
-    backdoor; alone it amplifies an honest update.
+    .. math:: \tilde\delta = \gamma\,\delta,\qquad \gamma = n / \eta
+
+    With FedAvg over n clients and server learning rate eta, this gamma makes the new global
+    model (about) the attacker's model. The paper boosts a backdoored model: combine it after a
+    data attack, ``attack.type = ["backdoor", "scaling"]``; alone it amplifies an honest update.
+
+    Parameters
+    ----------
+    gamma : float, default 10.0
+        The boost, > 0.
+
+    Returns
+    -------
+    tuple of (ndarray, int)
+        The boosted delta and the true example count.
+
+    References
+    ----------
+    Bagdasaryan, Veit, Hua, Estrin & Shmatikov, "How To Backdoor Federated Learning",
+    AISTATS 2020, Section 4 (model replacement).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> get_attack("scaling", gamma=10.0).poison_update(
+    ...     np.array([0.1, -0.2]), 5, rng=np.random.default_rng(0))
+    (array([ 1., -2.]), 5)
     """
 
     def poison_update(
@@ -82,69 +158,33 @@ class Scaling(UpdateAttack[ScalingParams]):
 
 @register_attack("zero", NoParams)
 class Zero(UpdateAttack[NoParams]):
-    """Zero update: ``delta -> 0`` (a free-rider; it drags averages towards the old model)."""
+    r"""Zero update: a free-rider that drags averages towards the old model.
+
+    .. math:: \tilde\delta = 0
+
+    Parameters
+    ----------
+    None
+
+    Returns
+    -------
+    tuple of (ndarray, int)
+        Zeros of the delta's shape and dtype, and the true example count.
+
+    References
+    ----------
+    A baseline with no single originating paper (the "zero gradient" attack of benchmark
+    suites such as Blades).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> get_attack("zero").poison_update(np.array([0.3, 0.4]), 9, rng=np.random.default_rng(0))
+    (array([0., 0.]), 9)
+    """
 
     def poison_update(
         self, delta: Vector, num_examples: int, *, rng: np.random.Generator
     ) -> tuple[Vector, int]:
         return np.zeros_like(delta), num_examples
-
-
-class NonFiniteParams(Params):
-    """Which value to inject and the fraction of coordinates hit."""
-
-    which: Literal["nan", "inf", "-inf"] = "nan"
-    fraction: float = Field(1.0, gt=0.0, le=1.0)
-
-
-@register_attack("nonfinite", NonFiniteParams)
-class NonFinite(UpdateAttack[NonFiniteParams]):
-    """Inject NaN or +-Inf into ``max(1, floor(fraction * d + 0.5))`` coordinates chosen with rng.
-
-    ByzFL's ``Inf`` attack is the case ``which="inf", fraction=1``. One non-finite coordinate is
-    enough to poison a plain mean; the integrity gate must reject it.
-    """
-
-    def poison_update(
-        self, delta: Vector, num_examples: int, *, rng: np.random.Generator
-    ) -> tuple[Vector, int]:
-        count = max(1, exact_count(self.params.fraction, delta.size))
-        hit = rng.choice(delta.size, size=count, replace=False)
-        out = np.array(delta, copy=True)
-        out[hit] = float(self.params.which)
-        return out, num_examples
-
-
-class InflateExamplesParams(Params):
-    """Either a ``factor`` (>= 1) on the true count or a ``fixed_count``, and a ``scale``."""
-
-    factor: float | None = Field(None, ge=1.0)
-    fixed_count: int | None = Field(None, ge=1, validate_default=True)
-    scale: float = 1.0
-    """The update sent is ``scale * delta``: 1 keeps it, -1 combines with a sign flip."""
-
-    @field_validator("fixed_count")
-    @classmethod
-    def _exactly_one(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if (value is None) == (info.data.get("factor") is None):
-            raise ValueError("set exactly one of factor (multiplier) and fixed_count")
-        return value
-
-
-@register_attack("inflate_examples", InflateExamplesParams)
-class InflateExamples(UpdateAttack[InflateExamplesParams]):
-    """Lie about the data size: report ``floor(num_examples * factor + 0.5)`` or ``fixed_count``.
-
-    FedAvg weights clients by their self-reported count, so one client can dominate the
-    average; the update itself is sent as ``scale * delta`` (unchanged by default).
-    """
-
-    def poison_update(
-        self, delta: Vector, num_examples: int, *, rng: np.random.Generator
-    ) -> tuple[Vector, int]:
-        sent = (self.params.scale * delta).astype(delta.dtype)
-        if self.params.fixed_count is not None:
-            return sent, self.params.fixed_count
-        # The params validator guarantees exactly one of factor and fixed_count is set.
-        assert self.params.factor is not None
-        return sent, round_half_up(num_examples * self.params.factor)

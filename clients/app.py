@@ -14,14 +14,11 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import DataAttack, UpdateAttack
-from clients.poisoning import poisoned_shard, poisoned_update
+from clients.poisoning import active_plan, poisoned_update, training_shard
 from common import protocol as P
-from common.attack_schedule import is_active
 from common.crypto.keys import client_key, server_public_key
 from common.crypto.signing import check_broadcast
-from common.data.shards import client_shard, dataset_of, malicious_clients, partitions_of
+from common.data.shards import dataset_of, malicious_clients, partitions_of
 from common.learning.training import compiled_model, train_locally
 from common.schema import Scenario
 from common.seeding import derive_rng, derive_seed
@@ -39,17 +36,6 @@ def _scenario_of(message: Message) -> Scenario:
     scenario = _scenario(str(message.content.config_records[P.CONFIG][P.SCENARIO]))
     configure_tensorflow(int(scenario.simulation.num_cpus))
     return scenario
-
-
-def _attack_active(scenario: Scenario, partition_id: int, server_round: int) -> bool:
-    attack = scenario.attack
-    return partition_id in malicious_clients(scenario) and is_active(
-        server_round,
-        start_round=attack.start_round,
-        end_round=attack.end_round,
-        probability=attack.probability,
-        seed=scenario.seed,
-    )
 
 
 def _refuse(message: Message, partition_id: int, reason: str) -> Message:
@@ -91,13 +77,8 @@ def train(message: Message, context: Context) -> Message:
     ):
         return _refuse(message, partition_id, "unauthentic_broadcast")
 
-    attacking = _attack_active(scenario, partition_id, server_round)
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    x, y = (
-        poisoned_shard(scenario, partition_id, attack)
-        if attacking and isinstance(attack, DataAttack)
-        else client_shard(scenario, partition_id)
-    )
+    plan = active_plan(scenario, partition_id, server_round)
+    x, y = training_shard(scenario, partition_id, plan)
     dataset = dataset_of(scenario)
     dp = (
         scenario.dp.enabled
@@ -107,10 +88,8 @@ def train(message: Message, context: Context) -> Message:
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
     outcome = train_locally(model, base, x, y, scenario=scenario, seed=seed, dp=dp)
-    weights, num_examples = outcome.weights, len(y)
-    if attacking and isinstance(attack, UpdateAttack):
-        rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
-        weights, num_examples = poisoned_update(attack, base, weights, num_examples, rng)
+    rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
+    weights, num_examples = poisoned_update(plan, base, outcome.weights, len(y), rng)
 
     integrity = scenario.integrity
     content = P.encode_train_reply(

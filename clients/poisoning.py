@@ -1,33 +1,50 @@
-"""A malicious client's own attacks: a data attack on its shard, an update attack on its delta.
+"""A malicious client's own attacks: a data attack on its shard, then an update attack on its delta.
 
-Both are pure functions of the scenario, the client and the round's generator, so every worker
-that serves the client computes the same poisoned shard and the same poisoned update.
+The scenario's :class:`~attacks.plan.AttackPlan` says which of the two the client runs (both for
+model replacement: a backdoor whose update is boosted). Both steps are pure functions of the
+scenario, the client and the round's generator, so every worker that serves the client computes
+the same poisoned shard and the same poisoned update.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
-from attacks.base import DataAttack, UpdateAttack
+from attacks import AttackPlan, attack_plan
 from common.arrays import flatten, unflatten
-from common.data.shards import client_shard, dataset_of
+from common.attack_schedule import is_active
+from common.data.shards import client_shard, dataset_of, malicious_clients
 from common.schema import Scenario
 from common.seeding import derive_rng
 
 
-def poisoned_shard(
-    scenario: Scenario, partition_id: int, attack: DataAttack[Any]
+def active_plan(scenario: Scenario, partition_id: int, server_round: int) -> AttackPlan | None:
+    """The attacks this client runs this round: None for an honest client or an idle round."""
+    attack = scenario.attack
+    if partition_id not in malicious_clients(scenario) or not is_active(
+        server_round,
+        start_round=attack.start_round,
+        end_round=attack.end_round,
+        probability=attack.probability,
+        seed=scenario.seed,
+    ):
+        return None
+    return attack_plan(attack)
+
+
+def training_shard(
+    scenario: Scenario, partition_id: int, plan: AttackPlan | None
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """``(x, y)`` of one client with ``attack`` applied.
+    """``(x, y)`` the client trains on: its shard, poisoned when the plan has a data attack.
 
     The poisoned subset is drawn from a generator keyed by (seed, client), so it is the same
     every round and on every worker.
     """
     x, y = client_shard(scenario, partition_id)
-    result = attack.poison(
+    if plan is None or plan.data is None:
+        return x, y
+    result = plan.data.poison(
         x,
         y,
         num_classes=dataset_of(scenario).num_classes,
@@ -37,13 +54,17 @@ def poisoned_shard(
 
 
 def poisoned_update(
-    attack: UpdateAttack[Any],
+    plan: AttackPlan | None,
     base: list[NDArray[np.float32]],
     trained: list[NDArray[np.float32]],
     num_examples: int,
     rng: np.random.Generator,
 ) -> tuple[list[NDArray[np.float32]], int]:
-    """Run a client-side model-poisoning attack on the flattened update ``trained - base``."""
+    """The weights and count to send: ``trained`` unless the plan has an update attack, which
+    then rewrites the flattened update ``trained - base`` (after any data attack's training)."""
+    if plan is None or plan.update is None:
+        return trained, num_examples
     base_flat = flatten(base)
-    poisoned, reported = attack.poison_update(flatten(trained) - base_flat, num_examples, rng=rng)
+    delta = flatten(trained) - base_flat
+    poisoned, reported = plan.update.poison_update(delta, num_examples, rng=rng)
     return unflatten(base_flat + poisoned, base), int(reported)

@@ -79,9 +79,16 @@ class DefenseSpec(_Section):
 
 
 class AttackSpec(_Section):
-    """Who attacks, with what, and when. ``type = "none"`` disables the section."""
+    """Who attacks, with what, and when. ``type = "none"`` disables the section.
 
-    type: str = "none"
+    ``type`` names one attack, with its parameters in ``params``; or a list of attacks a
+    malicious client applies in order (a data attack, then an update attack: Bagdasaryan et
+    al.'s model replacement is ``["backdoor", "scaling"]``), with each attack's parameters in a
+    table of its name (``[attack.params.scaling] gamma = 10``). Which kinds may be combined is
+    checked with the registry, before Ray starts (:func:`attacks.plan.attack_plan`).
+    """
+
+    type: str | tuple[str, ...] = "none"
     params: dict[str, Any] = Field(default_factory=dict)
     malicious: int | float = Field(
         0, ge=0, description="count (int >= 0) or fraction of clients (float in [0, 1))"
@@ -99,6 +106,43 @@ class AttackSpec(_Section):
         if isinstance(self.malicious, float) and not 0.0 <= self.malicious < 1.0:
             raise FieldError("attack.malicious", self.malicious, "a fraction must be in [0, 1)")
         return self
+
+    @model_validator(mode="after")
+    def _check_list(self) -> AttackSpec:
+        if isinstance(self.type, str):
+            return self
+        names = list(self.type)
+        if not names or len(set(names)) != len(names) or "none" in names:
+            raise FieldError(
+                "attack.type", names, "a list names distinct attacks, at least one, not 'none'"
+            )
+        for key, value in self.params.items():
+            if key not in names or not isinstance(value, dict):
+                raise FieldError(
+                    f"attack.params.{key}",
+                    value,
+                    f"with a list of attacks, params holds one table per attack named in "
+                    f"attack.type ({', '.join(names)})",
+                )
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The attack names in the order a malicious client applies them."""
+        return (self.type,) if isinstance(self.type, str) else self.type
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any attack is configured (``type`` is not ``"none"``)."""
+        return self.names != ("none",)
+
+    def stages(self) -> tuple[tuple[str, dict[str, Any], str], ...]:
+        """``(name, params, where)`` per attack; ``where`` names its params table for errors."""
+        if isinstance(self.type, str):
+            return ((self.type, dict(self.params), "attack.params"),)
+        return tuple(
+            (name, dict(self.params.get(name, {})), f"attack.params.{name}") for name in self.type
+        )
 
 
 class SimulationSpec(_Section):

@@ -86,7 +86,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"ok: {s.name} (seed {s.seed}, {s.rounds} rounds, {s.data.num_clients} clients on "
         f"{s.data.dataset}, {s.num_sampled} per round, aggregator {s.defense.aggregator}, "
-        f"attack {s.attack.type})"
+        f"attack {'+'.join(s.attack.names)})"
     )
     return 0
 

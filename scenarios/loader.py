@@ -105,7 +105,7 @@ def load_scenario(source: str | Path, overrides: Iterable[str] = ()) -> Scenario
 def check_plugins(scenario: Scenario) -> None:
     """Resolve every registry name and validate plug-in parameters and bounds (stage 2)."""
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
-    from attacks import ATTACKS, get_attack
+    from attacks import attack_plan
     from common.attack_schedule import select_malicious
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
@@ -119,10 +119,9 @@ def check_plugins(scenario: Scenario) -> None:
     MODELS.resolve(scenario.model.name, "model.name")
 
     attack = scenario.attack
-    ATTACKS.resolve(attack.type, "attack.type")
-    get_attack(attack.type, where="attack.params", **attack.params)
+    attack_plan(attack)  # every name, every parameter, and which kinds may be combined
     malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
-    if attack.type != "none" and not malicious:
+    if attack.enabled and not malicious:
         raise ConfigError(
             f"attack.malicious: got {attack.malicious!r}; attack {attack.type!r} needs at least "
             "one malicious client"

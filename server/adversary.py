@@ -18,14 +18,15 @@ never receives it nor any client's malicious status.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import CollusionAttack, ThreatModel, TransitAttack
+from attacks import attack_plan
+from attacks.base import TransitAttack
 from common.arrays import unflatten
 from common.attack_schedule import is_active
 from common.crypto.digest import digest_arrays
@@ -43,13 +44,14 @@ class Adversary:
     def __init__(self, scenario: Scenario, *, malicious: frozenset[int]) -> None:
         self.scenario = scenario
         self.malicious = malicious
-        self.attack = get_attack(scenario.attack.type, **scenario.attack.params)
+        self.plan = attack_plan(scenario.attack)
+        self._warned = False  # a degenerate forgery is reported once per run
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
 
     def active(self, server_round: int) -> bool:
         """Whether the attack acts this round (its window and per-round probability)."""
         attack = self.scenario.attack
-        return attack.type != "none" and is_active(
+        return attack.enabled and is_active(
             server_round,
             start_round=attack.start_round,
             end_round=attack.end_round,
@@ -60,8 +62,8 @@ class Adversary:
     # -- wire -------------------------------------------------------------------------------
     def _wire_attack(self, direction: str, server_round: int) -> TransitAttack[Any] | None:
         """The transit attack when it acts on ``direction`` links this round."""
-        attack = self.attack
-        if isinstance(attack, TransitAttack) and attack.params.direction == direction:
+        attack = self.plan.transit
+        if attack is not None and attack.params.direction == direction:
             return attack if self.active(server_round) else None
         return None
 
@@ -72,7 +74,7 @@ class Adversary:
         partition_id: int,
         arrays: list[NDArray[np.float32]],
     ) -> list[NDArray[np.float32]]:
-        if not isinstance(self.attack, TransitAttack):
+        if self.plan.transit is None:
             return arrays  # nothing on the wire: record nothing either
         link = (direction, partition_id)
         recorded = self._recorded.get(link)
@@ -101,7 +103,7 @@ class Adversary:
 
     def tampered_links(self, server_round: int) -> list[int]:
         """Ground truth for the metrics layer: links altered this round."""
-        if not isinstance(self.attack, TransitAttack) or not self.active(server_round):
+        if self.plan.transit is None or not self.active(server_round):
             return []
         return sorted(self.malicious)
 
@@ -118,32 +120,36 @@ class Adversary:
 
         ``aggregator`` is the deployed chain as it stands this round (its state, the round's
         generator and, for FLTrust, the server's own update, as in Cao et al.'s adaptive
-        attack); only an omniscient attack is handed it. Returns the round's updates and the
-        attack's diagnostics (empty when it did not act).
+        attack); :meth:`attacks.base.CollusionAttack.view` hands it only to an omniscient
+        attack. Returns the round's updates and the attack's diagnostics (empty when it did
+        not act); a degenerate forgery is reported once per run on stderr.
         """
-        attack = self.attack
-        if not isinstance(attack, CollusionAttack) or not self.active(server_round):
+        attack = self.plan.collusion
+        if attack is None or not self.active(server_round):
             return updates, {}
         replies = updates.replies
         bad = [i for i, r in enumerate(replies) if r.partition_id in self.malicious]
         good = [i for i, r in enumerate(replies) if r.partition_id not in self.malicious]
         if not bad or not good:
             return updates, {}
-        forged = attack.forge(
-            updates.deltas[good],
-            num_malicious=len(bad),
+        # The view holds everything; attack.view cuts it to the attack's threat model.
+        view = attack.view(
+            own=updates.deltas[bad],
+            num_clients=len(replies),
             rng=derive_rng(self.scenario.seed, "collude", server_round),
+            honest=updates.deltas[good],
             honest_num_examples=updates.num_examples()[good],
-            # The structural threat model: only an omniscient attack sees the aggregator.
-            aggregator=aggregator.placed(good + bad)
-            if aggregator is not None and attack.threat_model is ThreatModel.OMNISCIENT
-            else None,
+            aggregator=aggregator.placed(good + bad) if aggregator is not None else None,
         )
+        forgery = attack.forge(view)
+        if forgery.warning is not None and not self._warned:
+            self._warned = True
+            print(f"warning: round {server_round}: {forgery.warning}", file=sys.stderr)
         changes = {
             index: self._signed(replies[index], unflatten(updates.base_flat + row, global_arrays))
-            for index, row in zip(bad, forged, strict=True)
+            for index, row in zip(bad, forgery.updates, strict=True)
         }
-        return updates.replaced(changes), {}
+        return updates.replaced(changes), dict(forgery.diagnostics)
 
     def _signed(self, reply: TrainReply, arrays: list[NDArray[np.float32]]) -> TrainReply:
         if reply.signature is None:

@@ -19,8 +19,7 @@ from flwr.server import Grid
 from flwr.serverapp import ServerApp
 from numpy.typing import NDArray
 
-from attacks import get_attack
-from attacks.base import DataAttack
+from attacks import attack_plan
 from common.data.datasets import Dataset
 from common.data.partitioners import partition_hash
 from common.data.shards import dataset_of, malicious_clients, partitions_of
@@ -91,9 +90,8 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
     )
-    evaluator = Evaluator(
-        model_name=scenario.model.name, dataset=dataset, success_set=_success_set(scenario, dataset)
-    )
+    success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
+    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
     guard = (
         IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator)
         if scenario.integrity.enabled
@@ -135,16 +133,6 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     if guard is not None:
         summary["integrity"] = guard.summary()
     return log.finish(summary)
-
-
-def _success_set(
-    scenario: Scenario, dataset: Dataset
-) -> tuple[NDArray[np.float32], NDArray[np.int64]] | None:
-    """The test set whose accuracy is the attack success rate (data attacks only)."""
-    attack = get_attack(scenario.attack.type, **scenario.attack.params)
-    if not isinstance(attack, DataAttack):
-        return None
-    return attack.success_set(dataset.x_test, dataset.y_test)
 
 
 def round_evaluation(

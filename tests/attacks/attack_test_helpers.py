@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from attacks import Forgery, RoundView, get_attack
+from attacks.forging import CollusionAttack
+
 T = TypeVar("T", bound=np.generic)
 
 Rule = Callable[[NDArray[np.floating[Any]], NDArray[np.int64]], NDArray[Any]]
@@ -61,3 +64,36 @@ def krum(num_byzantine: int) -> Rule:
         return out
 
     return rule
+
+
+def view(
+    honest: NDArray[Any] | None,
+    num_malicious: int,
+    *,
+    aggregator: Rule | None = None,
+    own: NDArray[Any] | None = None,
+    num_clients: int | None = None,
+    seed: int = 0,
+) -> RoundView:
+    """A round of ``honest`` updates and ``num_malicious`` colluders (own updates zero unless
+    given), showing the aggregator only when one is passed."""
+    if own is None:
+        assert honest is not None
+        own = np.zeros((num_malicious, honest.shape[1]), dtype=honest.dtype)
+    h = 0 if honest is None else honest.shape[0]
+    counts = None if honest is None else read_only(np.full(h, 5, dtype=np.int64))
+    return RoundView(
+        own=own,
+        num_clients=h + own.shape[0] if num_clients is None else num_clients,
+        rng=np.random.default_rng(seed),
+        honest=honest,
+        honest_num_examples=counts,
+        aggregator=aggregator,
+    )
+
+
+def forge(name: str, round_view: RoundView, **params: Any) -> Forgery:
+    """Build the collusion attack ``name`` with ``params`` and forge on ``round_view``."""
+    attack = get_attack(name, **params)
+    assert isinstance(attack, CollusionAttack)
+    return attack.forge(round_view)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack_test_helpers import median, read_only
+from attack_test_helpers import median, read_only, view
 from numpy.typing import NDArray
 
 from attacks import (
@@ -142,22 +142,16 @@ def test_update_attacks_leave_inputs_alone(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n, (k, _) in EXPECTED.items() if k == "collusion"])
-def test_collusion_attacks_shape_dtype_inputs(
-    name: str, honest: NDArray[Any], honest_counts: NDArray[Any]
-) -> None:
+def test_collusion_attacks_shape_dtype_inputs(name: str, honest: NDArray[Any]) -> None:
     before = honest.copy()
     attack = _build(name)
     assert isinstance(attack, CollusionAttack)
     omniscient = attack.threat_model is ThreatModel.OMNISCIENT
-    forged = attack.forge(
-        honest,
-        num_malicious=3,
-        rng=np.random.default_rng(0),
-        honest_num_examples=honest_counts,
-        aggregator=median if omniscient else None,
-    )
+    forgery = attack.forge(view(honest, 3, aggregator=median if omniscient else None))
+    forged = forgery.updates
     assert forged.shape == (3, honest.shape[1]) and forged.dtype == np.float32
     assert np.isfinite(forged).all()
+    assert all(isinstance(v, float) for v in forgery.diagnostics.values()) and forgery.diagnostics
     np.testing.assert_array_equal(honest, before)
 
 

@@ -1,35 +1,25 @@
-"""Colluding attacks that know the honest updates: ALIE z table, IPM, Min-Max/Min-Sum, Mimic."""
+"""Colluding attacks: ALIE (both knowledges) z table, IPM, Min-Max/Min-Sum, Mimic."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pytest
-from attack_test_helpers import median, read_only
+from attack_test_helpers import forge, median, read_only, view
 from numpy.typing import NDArray
 
-from attacks import CollusionAttack, get_attack
+from attacks import CollusionAttack, ThreatModel, get_attack
 from attacks._maths import squared_distances
-from attacks.collusion import Alie, MinMax, MinSum
+from attacks.collusion import Alie
+from attacks.min_max import MinMax, MinSum
 from common.errors import ConfigError
 
 SMALL = read_only(np.array([[1.0, 2.0], [3.0, 6.0]], dtype=np.float32))
-COUNTS = read_only(np.array([5, 5], dtype=np.int64))
 
 
 def _forge(name: str, honest: NDArray[Any], num_malicious: int = 2, **params: Any) -> NDArray[Any]:
-    attack = get_attack(name, **params)
-    assert isinstance(attack, CollusionAttack)
-    counts = read_only(np.full(honest.shape[0], 5, dtype=np.int64))
-    return attack.forge(
-        honest,
-        num_malicious=num_malicious,
-        rng=np.random.default_rng(0),
-        honest_num_examples=counts,
-        aggregator=None,
-    )
+    return forge(name, view(honest, num_malicious), **params).updates
 
 
 @pytest.mark.parametrize(
@@ -59,16 +49,56 @@ def test_alie_golden_vector_and_n_counts_malicious() -> None:
 
 
 def test_alie_warns_when_z_not_positive() -> None:
-    attack = get_attack("alie", z_formula="blades")
-    assert isinstance(attack, Alie)
-    with pytest.warns(UserWarning, match=r"z = -0\.1397 <= 0"):
-        # n=10, m=1: s=5, p=(10-1-5)/9=0.444 -> z=-0.1397.
-        attack.z_for(num_clients=10, num_malicious=1)
-    with pytest.warns(UserWarning, match="<= 0"):
-        _forge("alie", SMALL, z=-0.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _forge("alie", SMALL, z=0.5)
+    # n=10, m=1 under blades: s=5, p=(10-1-5)/9=0.444 -> z=-0.1397.
+    honest = read_only(np.tile(np.array([[0.0], [2.0], [1.0]], dtype=np.float32), (3, 1)))
+    forgery = forge("alie", view(honest, 1), z_formula="blades")
+    assert forgery.diagnostics == {"z": pytest.approx(-0.1397, abs=1e-4)}
+    assert forgery.warning is not None and "z = -0.1397 <= 0 (n=10, m=1)" in forgery.warning
+    assert forge("alie", view(SMALL, 2), z=-0.5).warning is not None
+    assert forge("alie", view(SMALL, 2), z=0.5).warning is None
+
+
+def test_alie_own_data_estimates_from_the_colluders_updates_only() -> None:
+    # Colluders' own deltas: mean (1, 2), std (1, 2); z = 1 -> (0, 0). The honest updates of
+    # the round (far away) must not matter: the view cut for own_data does not even hold them.
+    own = read_only(np.array([[0.0, 0.0], [2.0, 4.0]], dtype=np.float32))
+    honest = read_only(np.full((5, 2), 100.0, dtype=np.float32))
+    attack = get_attack("alie", z=1.0, knowledge="own_data")
+    assert isinstance(attack, Alie) and attack.threat_model is ThreatModel.NONE
+    cut = attack.view(
+        own=own,
+        num_clients=7,
+        rng=np.random.default_rng(0),
+        honest=honest,
+        honest_num_examples=np.full(5, 5),
+        aggregator=median,
+    )
+    assert cut.honest is None and cut.honest_num_examples is None and cut.aggregator is None
+    forgery = attack.forge(cut)
+    np.testing.assert_allclose(forgery.updates, [[0.0, 0.0], [0.0, 0.0]])
+    assert forgery.updates.dtype == np.float32 and forgery.warning is None
+    # The default knowledge reads the honest updates instead: mean 100, std 0.
+    default = get_attack("alie", z=1.0)
+    assert default.threat_model is ThreatModel.HONEST_UPDATES
+    np.testing.assert_allclose(forge("alie", view(honest, 2, own=own), z=1.0).updates, 100.0)
+    # z from the formula uses n = 7 clients, m = 2 colluders in both knowledges.
+    baruch = forge("alie", view(None, 2, own=own, num_clients=7), knowledge="own_data")
+    assert baruch.diagnostics["z"] == pytest.approx(attack_z(7, 2))
+
+
+def attack_z(n: int, m: int) -> float:
+    alie = get_attack("alie")
+    assert isinstance(alie, Alie)
+    return alie.z_for(num_clients=n, num_malicious=m)
+
+
+def test_alie_own_data_refuses_the_honest_updates_and_warns_with_one_colluder() -> None:
+    with pytest.raises(ValueError, match="threat model 'none': the honest updates must not"):
+        forge("alie", view(SMALL, 1), knowledge="own_data")
+    lone = read_only(np.array([[0.5, -0.5]], dtype=np.float32))
+    forgery = forge("alie", view(None, 1, own=lone), knowledge="own_data", z=1.0)
+    np.testing.assert_allclose(forgery.updates, lone)  # zero deviation: its own update
+    assert forgery.warning is not None and "zero deviation" in forgery.warning
 
 
 def test_alie_undefined_z_for_a_malicious_majority() -> None:
@@ -167,10 +197,25 @@ def test_honest_update_attacks_refuse_the_aggregator(name: str) -> None:
     attack = get_attack(name, **params)
     assert isinstance(attack, CollusionAttack)
     with pytest.raises(ValueError, match="must not be passed"):
-        attack.forge(
-            SMALL,
-            num_malicious=1,
-            rng=np.random.default_rng(0),
-            honest_num_examples=COUNTS,
-            aggregator=median,
-        )
+        attack.forge(view(SMALL, 1, aggregator=median))
+    # attack.view is where the threat model cuts the round: the aggregator is dropped.
+    cut = attack.view(
+        own=SMALL[:1],
+        num_clients=3,
+        rng=np.random.default_rng(0),
+        honest=SMALL,
+        honest_num_examples=np.array([5, 5]),
+        aggregator=median,
+    )
+    assert cut.aggregator is None and cut.honest is SMALL
+    assert attack.forge(cut).updates.shape == (1, 2)
+
+
+def test_min_max_reports_gamma_and_warns_when_it_is_zero() -> None:
+    forgery = forge("min_max", view(LINE, 2))
+    assert forgery.diagnostics["gamma"] == pytest.approx(5 / 3, abs=2e-5)
+    assert forgery.warning is None
+    same = read_only(np.ones((3, 4), dtype=np.float32))
+    flat = forge("min_sum", view(same, 2))
+    assert flat.diagnostics == {"gamma": 0.0}
+    assert flat.warning is not None and "the colluders send the honest mean" in flat.warning

@@ -66,18 +66,17 @@ def test_all_to_one_success_set_excludes_target() -> None:
     x, y = _shard(20)
     attack = _data("label_flip", mode="all_to_one", target=2)
     success = attack.success_set(x, y)
-    assert success is not None
-    xs, ys = success
-    assert xs.shape == (18, 8, 8, 1) and (ys == 2).all()
-    np.testing.assert_array_equal(xs, x[y != 2])
+    assert success is not None and success.baseline_x is None  # no input changed
+    assert success.x.shape == (18, 8, 8, 1) and (success.target == 2).all()
+    np.testing.assert_array_equal(success.x, x[y != 2])
 
 
 def test_targeted_success_set_is_source_labelled_target() -> None:
     x, y = _shard(30)
     success = _data("label_flip", mode="targeted", source=7, target=1).success_set(x, y)
-    assert success is not None
-    np.testing.assert_array_equal(success[0], x[y == 7])
-    np.testing.assert_array_equal(success[1], [1, 1, 1])
+    assert success is not None and success.baseline_x is None
+    np.testing.assert_array_equal(success.x, x[y == 7])
+    np.testing.assert_array_equal(success.target, [1, 1, 1])
 
 
 def test_reverse_has_no_success_set() -> None:
@@ -145,14 +144,16 @@ def test_backdoor_changes_exactly_the_ratio_and_nothing_else(
     np.testing.assert_array_equal(out.y[~out.poisoned], y[~out.poisoned])
 
 
-def test_backdoor_success_set_excludes_target_class() -> None:
+def test_backdoor_success_set_excludes_target_class_and_keeps_the_clean_twins() -> None:
     x, y = _shard(20)
     success = _data("backdoor", target=4, trigger_size=2).success_set(x, y)
-    assert success is not None
-    xs, ys = success
+    assert success is not None and success.baseline_x is not None
+    xs, ys = success.x, success.target
     assert xs.shape[0] == 18 and (ys == 4).all()
     np.testing.assert_array_equal(xs[:, :5, :5, :], x[y != 4][:, :5, :5, :])
     assert (xs[:, 5:7, 5:7, :] == 1.0).all()
+    # The baseline is the same 18 images without the trigger.
+    np.testing.assert_array_equal(success.baseline_x, x[y != 4])
 
 
 def test_same_rng_seed_same_poison() -> None:

@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack_test_helpers import Rule, krum, mean, median, read_only, trimmed_mean
+from attack_test_helpers import Rule, forge, krum, mean, median, read_only, trimmed_mean, view
 from numpy.typing import NDArray
 
-from attacks import CollusionAttack, get_attack
 from attacks._maths import aggregate_with, distance_from_mean, line_maximize
-from attacks.omniscient import krum_lambda_bound
+from attacks.fang import krum_lambda_bound
 
 NUM_MALICIOUS = 4
 
@@ -20,15 +19,7 @@ NUM_MALICIOUS = 4
 def _forge(
     name: str, honest: NDArray[Any], counts: NDArray[Any], rule: Rule, **params: Any
 ) -> NDArray[Any]:
-    attack = get_attack(name, **params)
-    assert isinstance(attack, CollusionAttack)
-    return attack.forge(
-        honest,
-        num_malicious=NUM_MALICIOUS,
-        rng=np.random.default_rng(1),
-        honest_num_examples=counts,
-        aggregator=rule,
-    )
+    return forge(name, view(honest, NUM_MALICIOUS, aggregator=rule, seed=1), **params).updates
 
 
 def _damage(forged: NDArray[Any], honest: NDArray[Any], counts: NDArray[Any], rule: Rule) -> float:
@@ -38,15 +29,7 @@ def _damage(forged: NDArray[Any], honest: NDArray[Any], counts: NDArray[Any], ru
 
 
 def _alie_z1_damage(honest: NDArray[Any], counts: NDArray[Any], rule: Rule) -> float:
-    alie = get_attack("alie", z=1.0)
-    assert isinstance(alie, CollusionAttack)
-    forged = alie.forge(
-        honest,
-        num_malicious=NUM_MALICIOUS,
-        rng=np.random.default_rng(0),
-        honest_num_examples=counts,
-        aggregator=None,
-    )
+    forged = forge("alie", view(honest, NUM_MALICIOUS), z=1.0).updates
     return _damage(forged, honest, counts, rule)
 
 
@@ -106,16 +89,7 @@ def test_fang_trimmed_mean_golden_ranges() -> None:
     )
     # mean (2, -1.5, -1, -2) -> s = (1, -1, -1, -1);
     # w_max = (3, -1, 2, -1); w_min = (1, -2, -4, -3).
-    counts = read_only(np.array([1, 1], dtype=np.int64))
-    attack = get_attack("fang", variant="trimmed_mean", b=2.0)
-    assert isinstance(attack, CollusionAttack)
-    forged = attack.forge(
-        honest,
-        num_malicious=200,
-        rng=np.random.default_rng(0),
-        honest_num_examples=counts,
-        aggregator=median,
-    )
+    forged = forge("fang", view(honest, 200, aggregator=median), variant="trimmed_mean").updates
     low = np.array([0.5, -1.0, 2.0, -1.0])  # s=+1, w_min=1 > 0: [1/2, 1]; s=-1: from w_max ...
     high = np.array([1.0, -0.5, 4.0, -0.5])  # ... to b*w_max (w_max > 0) or w_max/b (w_max <= 0)
     assert (forged >= low).all() and (forged <= high).all()
@@ -139,16 +113,66 @@ def test_line_maximize_golden() -> None:
 
 
 @pytest.mark.parametrize("name", ["fang", "optimal_alie", "optimal_ipm"])
-def test_omniscient_attacks_require_the_aggregator(
-    name: str, honest: NDArray[Any], honest_counts: NDArray[Any]
-) -> None:
-    attack = get_attack(name)
-    assert isinstance(attack, CollusionAttack)
+def test_omniscient_attacks_require_the_aggregator(name: str, honest: NDArray[Any]) -> None:
     with pytest.raises(ValueError, match="omniscient.*must be passed"):
-        attack.forge(
-            honest,
-            num_malicious=2,
-            rng=np.random.default_rng(0),
-            honest_num_examples=honest_counts,
-            aggregator=None,
-        )
+        forge(name, view(honest, 2))
+
+
+def test_fang_krum_records_lambda_and_selection_against_krum(honest: NDArray[Any]) -> None:
+    forgery = forge("fang", view(honest, NUM_MALICIOUS, aggregator=krum(4)))
+    record = forgery.diagnostics
+    bound = krum_lambda_bound(honest, NUM_MALICIOUS)
+    assert record["selected"] == 1.0 and record["aligned_fraction"] == 1.0
+    assert record["lambda_bound"] == pytest.approx(bound)
+    # lambda is the bound halved k times, and the forged row is -lambda * sign(mean).
+    halvings = math.log2(bound / record["lambda"])
+    assert halvings == pytest.approx(round(halvings)) and record["lambda"] > 1e-5
+    assert record["forged_norm"] == pytest.approx(record["lambda"] * math.sqrt(50), rel=1e-6)
+    assert forgery.warning is None
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "rule"), [("mean", mean), ("median", median), ("trimmed_mean", trimmed_mean(4))]
+)
+def test_fang_krum_against_a_rule_that_never_selects_it_degenerates_loudly(
+    honest: NDArray[Any], rule_name: str, rule: Rule
+) -> None:
+    forgery = forge("fang", view(honest, NUM_MALICIOUS, aggregator=rule))
+    record = forgery.diagnostics
+    bound = krum_lambda_bound(honest, NUM_MALICIOUS)
+    # The search halves from the bound until lambda < 1e-5: k = ceil(log2(bound / 1e-5)) times.
+    halvings = math.floor(math.log2(bound / 1e-5)) + 1
+    assert record["selected"] == 0.0, rule_name
+    assert record["lambda"] == pytest.approx(bound / 2**halvings)
+    assert 5e-6 <= record["lambda"] < 1e-5
+    # An almost-zero forgery: 1e-5 * sqrt(50) at most, against an honest mean of norm ~3.7.
+    assert record["forged_norm"] < 1e-4 < 3.0 < record["honest_mean_norm"]
+    assert forgery.warning is not None
+    assert "never selected the forgery" in forgery.warning
+    assert "variant = 'trimmed_mean'" in forgery.warning
+
+
+def test_fang_trimmed_mean_moves_the_median_against_the_round(honest: NDArray[Any]) -> None:
+    forgery = forge("fang", view(honest, NUM_MALICIOUS, aggregator=median), variant="trimmed_mean")
+    assert forgery.warning is None and "lambda" not in forgery.diagnostics
+    # With 4 of 16 updates beyond the honest extremes the median moves against s on many
+    # coordinates, yet (4 < 12 honest) not all; ALIE z=1's forgery does far less.
+    assert 0.2 < forgery.diagnostics["aligned_fraction"] < 1.0
+    alie = forge("alie", view(honest, NUM_MALICIOUS), z=1.0).updates
+    out = aggregate_with(median, honest, np.full(12, 10), alie.astype(np.float64))
+    direction = np.sign(honest.astype(np.float64).mean(axis=0))
+    assert np.mean(np.sign(out) == -direction) < forgery.diagnostics["aligned_fraction"]
+
+
+def test_optimal_attacks_record_tau_and_warn_when_no_probe_helps(honest: NDArray[Any]) -> None:
+    forgery = forge("optimal_alie", view(honest, NUM_MALICIOUS, aggregator=mean))
+    assert forgery.diagnostics["tau"] > 0 and forgery.warning is None
+    expected = distance_from_mean(
+        aggregate_with(mean, honest, np.full(12, 5), forgery.updates.astype(np.float64)), honest
+    )
+    assert forgery.diagnostics["damage"] == pytest.approx(expected, rel=1e-5)
+    # Identical honest updates: ALIE's std is 0, every tau forges the mean, none does damage.
+    same = read_only(np.ones((5, 3), dtype=np.float32))
+    flat = forge("optimal_alie", view(same, 2, aggregator=median))
+    assert flat.diagnostics == {"tau": 0.0, "damage": 0.0}
+    assert flat.warning is not None and "no probed tau" in flat.warning

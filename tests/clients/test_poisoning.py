@@ -1,23 +1,19 @@
-"""Client shards: data poisoning touches only the malicious clients, at the configured ratio."""
+"""A malicious client's path: data attack on its shard, training, update attack on its delta."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from attacks import get_attack
-from attacks.base import DataAttack
-from clients.poisoning import poisoned_shard
-from common.data.shards import client_shard, malicious_clients, partitions_of
+from clients.poisoning import active_plan, poisoned_update, training_shard
+from common.arrays import flatten
+from common.data.shards import client_shard, dataset_of, malicious_clients, partitions_of
+from common.learning.training import compiled_model, train_locally
 from common.schema import Scenario
 from scenarios.loader import load_scenario
 
 
-def _data_attack(s: Scenario) -> DataAttack[Any]:
-    attack = get_attack(s.attack.type, **s.attack.params)
-    assert isinstance(attack, DataAttack)
-    return attack
+def _shard(s: Scenario, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
+    return training_shard(s, partition_id, active_plan(s, partition_id, server_round=1))
 
 
 def test_label_flip_changes_only_malicious_shards_at_the_ratio() -> None:
@@ -33,11 +29,7 @@ def test_label_flip_changes_only_malicious_shards_at_the_ratio() -> None:
     assert len(bad) == 3
     for partition_id in range(s.data.num_clients):
         clean_x, clean_y = client_shard(s, partition_id)
-        x, y = (
-            poisoned_shard(s, partition_id, _data_attack(s))
-            if partition_id in bad
-            else client_shard(s, partition_id)
-        )
+        x, y = _shard(s, partition_id)
         np.testing.assert_array_equal(x, clean_x)  # label flipping never touches the images
         changed = int(np.sum(y != clean_y))
         if partition_id in bad:
@@ -56,9 +48,41 @@ def test_backdoor_stamps_the_trigger_on_the_ratio_and_relabels_to_the_target() -
     )
     (partition_id, *_) = sorted(malicious_clients(s))
     clean_x, clean_y = client_shard(s, partition_id)
-    x, y = poisoned_shard(s, partition_id, _data_attack(s))
+    x, y = _shard(s, partition_id)
     touched = np.any(x != clean_x, axis=(1, 2, 3)) | (y != clean_y)
     # The trigger's 3x3 corner is blank in every digits image, so each poisoned image changes.
     assert int(touched.sum()) == round(0.25 * len(clean_y))
     assert np.all(y[touched] == 0)
     assert sum(len(p) for p in partitions_of(s)) == 1437
+
+
+def test_model_replacement_client_sends_its_backdoor_update_boosted_by_gamma() -> None:
+    s = load_scenario("attack_model_replacement", ["train.local_epochs=1"])
+    (attacker,) = malicious_clients(s)
+    honest = next(p for p in range(s.data.num_clients) if p != attacker)
+    # The attack acts in round 6 only, and only for the malicious client.
+    assert active_plan(s, attacker, 5) is None and active_plan(s, honest, 6) is None
+    plan = active_plan(s, attacker, 6)
+    assert plan is not None and plan.data is not None and plan.update is not None
+
+    data = dataset_of(s)
+    model = compiled_model(s, data.input_shape, data.num_classes, dp=False)
+    base = [np.asarray(w, np.float32) for w in model.get_weights()]
+    x, y = training_shard(s, attacker, plan)
+    clean_x, clean_y = client_shard(s, attacker)
+    assert int(np.sum(y != clean_y)) > 0 and not np.array_equal(x, clean_x)  # backdoored shard
+
+    trained = train_locally(model, base, x, y, scenario=s, seed=3, dp=False).weights
+    clean = train_locally(model, base, clean_x, clean_y, scenario=s, seed=3, dp=False).weights
+    sent, count = poisoned_update(plan, base, trained, len(y), np.random.default_rng(0))
+
+    backdoor_delta = flatten(trained) - flatten(base)
+    sent_delta = flatten(sent) - flatten(base)
+    # The update sent is gamma = 10 times the update trained on the backdoored shard ...
+    np.testing.assert_allclose(sent_delta, 10.0 * backdoor_delta, rtol=1e-4, atol=1e-6)
+    assert count == len(y)
+    # ... which is not the update the clean shard gives (the backdoor changed the training).
+    assert not np.allclose(backdoor_delta, flatten(clean) - flatten(base), atol=1e-6)
+    # Without an update attack in the plan the trained weights go out untouched.
+    unboosted, _ = poisoned_update(None, base, trained, len(y), np.random.default_rng(0))
+    assert unboosted is trained

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from attacks.forging import Forgery, RoundView
 from common.arrays import flatten
 from common.data.shards import malicious_clients
 from scenarios.loader import load_scenario
@@ -47,14 +48,16 @@ def _attacked_round(
     scenario = load_scenario("quickstart", [*overrides, "attack.malicious=2",
                                             f"attack.start_round={attack_round}"])  # fmt: skip
     strategy = make_strategy(scenario, chain, num_params=16, malicious=malicious_clients(scenario))
-    attack = strategy.adversary.attack
+    attack = strategy.adversary.plan.collusion
+    assert attack is not None
     forge = attack.forge
     seen: dict[str, Any] = {}
 
-    def spy(honest: Updates, **kwargs: Any) -> Any:
-        forged = forge(honest, **kwargs)
-        seen.update(honest=honest.copy(), view=kwargs["aggregator"], forged=forged)
-        return forged
+    def spy(view: RoundView) -> Forgery:
+        forgery = forge(view)
+        assert view.honest is not None
+        seen.update(honest=view.honest.copy(), view=view.aggregator, forgery=forgery)
+        return forgery
 
     monkeypatch.setattr(attack, "forge", spy)
     client = _honest_client(0)
@@ -63,9 +66,10 @@ def _attacked_round(
         weights, _ = play_round(strategy, server_round, weights, client)
     assert not seen
     new, result = play_round(strategy, attack_round, weights, client)
-    assert result.accepted == tuple(range(10)) and result.attack == {}
+    assert result.accepted == tuple(range(10))
+    assert result.attack == dict(seen["forgery"].diagnostics)
     assert isinstance(seen["view"], ChainView)
-    rows = np.vstack([seen["honest"], seen["forged"]])
+    rows = np.vstack([seen["honest"], seen["forgery"].updates])
     actual = flatten(new) - flatten(weights)
     return Attacked(seen["view"], rows, np.full(10, 10, dtype=np.int64), actual)
 
