@@ -98,7 +98,9 @@ class SecretNoiseDPSequential(DPSequential):  # type: ignore[misc]
             self._make_clipping_loss()
         x, y, weights = tf.keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred = self._clipped_sum(x, y, weights)
-        if self.losses:  # weight decay: data-independent, added unclipped as tensorflow-privacy does
+        if (
+            self.losses
+        ):  # weight decay: data-independent, added unclipped as tensorflow-privacy does
             with tf.GradientTape() as tape:
                 regularization = tf.add_n(self.losses)
             extra = tape.gradient(
