@@ -56,7 +56,7 @@ class SecretNoiseDPSequential(DPSequential):  # type: ignore[misc]
         self.noise_generator = tf.random.Generator.from_seed(0)
 
     def reseed_noise(self, source: np.random.SeedSequence) -> None:
-        """Set the noise generator's whole 192-bit Philox state (counter and key) from ``source``."""
+        """Set the whole 192-bit Philox state (counter and key) of the noise from ``source``."""
         self.noise_generator.reset(source.generate_state(3, np.uint64).view(np.int64))
 
     def _clipped_sum(self, x: Any, y: tf.Tensor, weights: Any) -> tuple[list[tf.Tensor], Any]:
