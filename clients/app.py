@@ -120,9 +120,10 @@ def train(message: Message, context: Context) -> Message:
                 {
                     P.NUM_EXAMPLES: num_examples,
                     P.PARTITION_ID: partition_id,
-                    P.TRAIN_LOSS: outcome.mean_loss,
                     P.LOCAL_STEPS: outcome.local_steps,
                     P.SAMPLING_RATE: outcome.sampling_rate,
+                    # With DP on, the private shard's loss is a side channel (docs/dp.md).
+                    **({P.TRAIN_LOSS: outcome.mean_loss} if scenario.dp.reports_train_loss else {}),
                 }
             ),
         }

@@ -96,6 +96,11 @@ class DPConfig(BaseModel):
             )
         return self
 
+    @property
+    def reports_train_loss(self) -> bool:
+        """Whether a client's reply carries its training loss (always without DP)."""
+        return not self.enabled or self.report_train_loss
+
     def microbatch_size(self, batch_size: int) -> int:
         """Examples per microbatch for a batch of ``batch_size`` (1 when unset).
 

@@ -47,7 +47,7 @@ def decode_reply(message: Message) -> ClientReply:
         node_id=node_id,
         arrays=content.array_records[P.ARRAYS].to_numpy_ndarrays(),
         num_examples=int(P.number(metrics, P.NUM_EXAMPLES)),
-        train_loss=P.number(metrics, P.TRAIN_LOSS),
+        train_loss=P.number(metrics, P.TRAIN_LOSS) if P.TRAIN_LOSS in metrics else float("nan"),
         local_steps=int(P.number(metrics, P.LOCAL_STEPS)),
         sampling_rate=P.number(metrics, P.SAMPLING_RATE),
         base_digest=P.optional(integrity, P.BASE_DIGEST, str),
