@@ -25,7 +25,7 @@ from common.dp_config import DPConfig
 from common.errors import ConfigError
 
 
-class SecretNoiseServerSideFixedClipping(DifferentialPrivacyServerSideFixedClipping):  # type: ignore[misc]
+class SecretNoiseServerSideFixedClipping(DifferentialPrivacyServerSideFixedClipping):
     """Flower's server-side fixed clipping whose Gaussian noise comes from ``rng``."""
 
     def __init__(self, *args: Any, rng: np.random.Generator, **kwargs: Any) -> None:
