@@ -107,6 +107,7 @@ def check_plugins(scenario: Scenario) -> None:
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
     from attacks import ATTACKS, get_attack
     from common.attack_schedule import select_malicious
+    from common.dp_checks import check_dp_shards
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
     from common.learning.models import MODELS
@@ -150,6 +151,7 @@ def check_plugins(scenario: Scenario) -> None:
         root_indices(scenario, dataset_of(scenario))  # the split must hold the root set
     if scenario.dp.enabled:
         scenario.dp.microbatch_size(scenario.train.batch_size)
+    check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
 
