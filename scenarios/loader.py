@@ -107,9 +107,9 @@ def check_plugins(scenario: Scenario) -> None:
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
     from attacks import ATTACKS, get_attack
     from common.attack_schedule import select_malicious
-    from common.dp_checks import check_dp_shards
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
+    from common.dp_checks import check_dp_shards
     from common.learning.models import MODELS
     from strategies import build_chain
 
