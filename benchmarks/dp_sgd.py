@@ -5,9 +5,9 @@ plan of n = 1437 examples (the digits training split), batch 32, SGD. Rows:
 
 * ``plain``: ``tf.keras.Sequential``, shuffle plan (44 full batches);
 * ``dp fast``: ``common.learning.dp.build_dp_model(..., expected_batch_size=32)`` (fast clipping,
-  our Conv2D registry function, ``PoissonDPSequential``), sigma 1.1, C 1, Poisson plan (45 steps of
-  random size, empty ones included): the default path of honest clients;
-* ``dp fast shuffle``: tensorflow-privacy's ``DPSequential`` with the same registry on the
+  our Conv2D registry function, ``SecretNoiseDPSequential``), sigma 1.1, C 1, Poisson plan (45
+  steps of random size, empty ones included): the default path of honest clients;
+* ``dp fast shuffle``: the same model without ``expected_batch_size`` (divides by |B|) on the
   shuffle plan (44 full batches), to separate clipping from sampling;
 * ``dp fallback``: tensorflow-privacy's vectorised per-example path (no layer registry), the
   path ``DPSequential`` silently takes for an unregistered layer; shown for reference.

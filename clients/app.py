@@ -97,7 +97,8 @@ def train(message: Message, context: Context) -> Message:
         partition_id=partition_id,
         server_round=server_round,
         num_examples=num_examples,
-        train_loss=outcome.mean_loss,
+        # With DP on, the private shard's loss is a side channel (docs/dp.md).
+        train_loss=outcome.mean_loss if scenario.dp.reports_train_loss else None,
         local_steps=outcome.local_steps,
         sampling_rate=outcome.sampling_rate,
         key=client_key(integrity, run_seed=scenario.seed, partition_id=partition_id)

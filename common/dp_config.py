@@ -72,6 +72,19 @@ class DPConfig(BaseModel):
     """Central mode: z in McMahan et al. 2018; noise std is ``z * clipping_norm / m`` on the mean
     of the m sampled clients' clipped updates."""
 
+    reproducible_noise: bool = False
+    """``false`` (default): DP noise and DP batch sampling come from the operating system's
+    entropy, fresh in every client round, so nobody who holds the scenario and its seed (the
+    server first) can regenerate the noise and subtract it. ``true``: both derive from the seed,
+    so a DP run is reproducible, and every epsilon it reports is marked void against anyone who
+    holds the seed (``epsilon_void`` in ``metrics.jsonl``, ``summary.json`` and the progress
+    line)."""
+
+    report_train_loss: bool = False
+    """With DP on, whether replies carry the client's training loss. It is computed on the
+    private shard without noise, so it is a side channel outside the accounted mechanism;
+    ``false`` withholds it and ``metrics.jsonl`` records ``train_loss`` as null with a reason."""
+
     @model_validator(mode="after")
     def _check_microbatches(self) -> DPConfig:
         # A Poisson batch has a random size, which a fixed microbatch count cannot divide.
@@ -82,6 +95,11 @@ class DPConfig(BaseModel):
                 'must be unset (one example per microbatch) with dp.sampling = "poisson"',
             )
         return self
+
+    @property
+    def reports_train_loss(self) -> bool:
+        """Whether a client's reply carries its training loss (always without DP)."""
+        return not self.enabled or self.report_train_loss
 
     def microbatch_size(self, batch_size: int) -> int:
         """Examples per microbatch for a batch of ``batch_size`` (1 when unset).

@@ -91,7 +91,7 @@ def encode_train_reply(
     partition_id: int,
     server_round: int,
     num_examples: int,
-    train_loss: float = math.nan,
+    train_loss: float | None = None,
     local_steps: int = 0,
     sampling_rate: float = 0.0,
     key: KeyPair | None = None,
@@ -101,7 +101,8 @@ def encode_train_reply(
     """The content of a train reply; signed over (round, node, base, update, examples) by ``key``.
 
     ``node_id`` is the sender's own Flower node id and ``base_digest`` the digest of the global
-    weights it trained from; both matter only when ``key`` is given.
+    weights it trained from; both matter only when ``key`` is given. ``train_loss`` is left out
+    when None (with DP on it is a side channel of the private shard: docs/dp.md).
     """
     content = RecordDict(
         {
@@ -111,9 +112,9 @@ def encode_train_reply(
                     PARTITION_ID: partition_id,
                     SERVER_ROUND: server_round,
                     NUM_EXAMPLES: num_examples,
-                    TRAIN_LOSS: train_loss,
                     LOCAL_STEPS: local_steps,
                     SAMPLING_RATE: sampling_rate,
+                    **({} if train_loss is None else {TRAIN_LOSS: train_loss}),
                 }
             ),
         }
@@ -157,7 +158,7 @@ def decode_train_reply(message: Message) -> TrainReply | Refusal:
         server_round=integer(metrics, SERVER_ROUND),
         arrays=arrays.to_numpy_ndarrays(),
         num_examples=integer(metrics, NUM_EXAMPLES),
-        train_loss=number(metrics, TRAIN_LOSS),
+        train_loss=number(metrics, TRAIN_LOSS) if TRAIN_LOSS in metrics else math.nan,
         local_steps=int(_within(integer(metrics, LOCAL_STEPS), LOCAL_STEPS, 0, math.inf)),
         sampling_rate=_within(number(metrics, SAMPLING_RATE), SAMPLING_RATE, 0.0, 1.0),
         base_digest=text(integrity, BASE_DIGEST) if BASE_DIGEST in integrity else "",

@@ -5,20 +5,30 @@ one filesystem), flush and ``fsync`` it, ``os.replace`` it over the target, then
 directory so that the rename itself survives a power loss. On any error the temporary file is
 removed and the target is untouched.
 
-JSON is deterministic (``sort_keys``) and accepts numpy scalars and arrays. Non-finite floats are
-written as ``NaN`` / ``Infinity`` (Python's reader accepts them): a diverging run under attack is
-a result to record, not a reason to lose the metrics.
+JSON is deterministic (``sort_keys``), accepts numpy scalars and arrays, and is strict (RFC 8259):
+a diverging run under attack is a result to record, not a reason to lose the metrics, but the
+``NaN`` / ``Infinity`` tokens Python would write are refused by strict readers (jq, browsers,
+most languages). So a non-finite float becomes ``null`` plus a reason in a sibling key:
+
+    {"loss": NaN}             ->  {"loss": null, "loss_reason": "non-finite: nan"}
+    {"eps": [1.0, Infinity]}  ->  {"eps": [1.0, null], "eps_reason": {"/1": "non-finite: inf"}}
+
+(inside a list, the reason maps JSON pointers relative to the list, RFC 6901, to the value).
+:func:`read_jsonl` and :func:`read_json` put the floats back, so a record round-trips exactly.
+A producer may write its own ``null`` plus ``<key>_reason`` for a value it withholds; readers
+keep those as they are.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 
@@ -66,6 +76,10 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     atomic_write(path, write)
 
 
+REASON_SUFFIX = "_reason"
+_TOKENS = {"non-finite: nan": math.nan, "non-finite: inf": math.inf, "non-finite: -inf": -math.inf}
+
+
 def _to_builtin(value: object) -> object:
     # json's fallback for the numpy values metrics are made of.
     if isinstance(value, np.generic):
@@ -75,9 +89,102 @@ def _to_builtin(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _token(value: object) -> str | None:
+    """The reason for a non-finite float (numpy ones included), None for anything else."""
+    if isinstance(value, np.floating):
+        value = float(value)
+    if not isinstance(value, float) or math.isfinite(value):
+        return None
+    return "non-finite: nan" if math.isnan(value) else f"non-finite: {value:g}"
+
+
+def _encode(value: object) -> object:
+    """``value`` with each non-finite float made ``null`` and explained (see the module doc)."""
+    if isinstance(value, Mapping):
+        out: dict[object, object] = {}
+        for key, item in value.items():
+            out[key], reason = _encode_member(item)
+            if reason is not None:
+                if f"{key}{REASON_SUFFIX}" in value:
+                    raise ValueError(f"{key!r} is non-finite and {key}{REASON_SUFFIX} is taken")
+                out[f"{key}{REASON_SUFFIX}"] = reason
+        return out
+    encoded, reason = _encode_member(value)
+    if reason is not None:
+        raise ValueError(f"non-finite value outside a JSON object: {reason}")
+    return encoded
+
+
+def _encode_member(value: object) -> tuple[object, object]:
+    # (encoded value, its reason or None); list entries report by JSON pointer.
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if (token := _token(value)) is not None:
+        return None, token
+    if isinstance(value, list | tuple):
+        reasons: dict[str, str] = {}
+        return _encode_list(value, "", reasons), reasons or None
+    return (_encode(value) if isinstance(value, Mapping) else value), None
+
+
+def _encode_list(items: Any, prefix: str, reasons: dict[str, str]) -> list[object]:
+    out: list[object] = []
+    for index, item in enumerate(items.tolist() if isinstance(items, np.ndarray) else items):
+        if (token := _token(item)) is not None:
+            reasons[f"{prefix}/{index}"] = token
+            out.append(None)
+        elif isinstance(item, list | tuple | np.ndarray):
+            out.append(_encode_list(item, f"{prefix}/{index}", reasons))
+        else:
+            out.append(_encode(item) if isinstance(item, Mapping) else item)
+    return out
+
+
+def _decode(value: object) -> object:
+    """Inverse of :func:`_encode`: the writer's reasons become floats again, others stay."""
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _decode(item) for key, item in value.items()}
+    for key in [k for k in out if k.endswith(REASON_SUFFIX) and k[: -len(REASON_SUFFIX)] in out]:
+        base, reason = key[: -len(REASON_SUFFIX)], out[key]
+        if out[base] is None and isinstance(reason, str) and reason in _TOKENS:
+            out[base] = _TOKENS[reason]
+        elif isinstance(out[base], list) and _is_pointer_map(reason):
+            for pointer, token in reason.items():
+                _restore(out[base], pointer, _TOKENS[token])
+        else:
+            continue
+        del out[key]
+    return out
+
+
+def _is_pointer_map(reason: object) -> TypeGuard[dict[str, str]]:
+    return isinstance(reason, dict) and all(
+        isinstance(t, str) and t in _TOKENS for t in reason.values()
+    )
+
+
+def _restore(items: Any, pointer: str, number: float) -> None:
+    # ``pointer`` is "/i/j/...": list indices only, as _encode_list writes them.
+    *path, last = (int(part) for part in pointer.split("/")[1:])
+    for part in path:
+        items = items[part]
+    items[last] = number
+
+
 def to_json(obj: object, *, indent: int | None = None) -> str:
-    """Deterministic JSON of ``obj`` (sorted keys, numpy values converted to Python ones)."""
-    return json.dumps(obj, default=_to_builtin, sort_keys=True, indent=indent)
+    """Strict, deterministic JSON of ``obj`` (sorted keys, numpy values as Python ones,
+    non-finite floats as ``null`` plus a reason)."""
+    return json.dumps(
+        _encode(obj), default=_to_builtin, sort_keys=True, indent=indent, allow_nan=False
+    )
+
+
+def read_json(path: PathLike) -> Any:
+    """A JSON file written by :func:`atomic_write_json`, non-finite floats restored."""
+    return _decode(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def atomic_write_json(path: PathLike, obj: object) -> None:
@@ -118,7 +225,7 @@ def append_jsonl(path: PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
-    """Records of a JSONL file, in order; blank lines are skipped.
+    """Records of a JSONL file, in order (non-finite floats restored); blank lines are skipped.
 
     Raises :class:`IntegrityError` naming the file and line if a line is not a JSON object.
     """
@@ -128,7 +235,7 @@ def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = _decode(json.loads(line))
             except json.JSONDecodeError as err:
                 raise IntegrityError(f"{path}:{number}: not valid JSON ({err.msg})") from None
             if not isinstance(record, dict):

@@ -109,6 +109,7 @@ def check_plugins(scenario: Scenario) -> None:
     from common.attack_schedule import select_malicious
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
+    from common.dp_checks import check_dp_shards
     from common.learning.models import MODELS
     from strategies import build_chain
 
@@ -149,6 +150,7 @@ def check_plugins(scenario: Scenario) -> None:
         root_indices(scenario, dataset_of(scenario))  # the split must hold the root set
     if scenario.dp.enabled:
         scenario.dp.microbatch_size(scenario.train.batch_size)
+    check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
 

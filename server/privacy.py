@@ -2,7 +2,11 @@
 
 Local mode (DP-SGD on clients): a client's epsilon grows only in rounds it trained in; each event
 records its local steps and sampling rate q = batch / its shard size, as reported in its reply.
-Central mode (client-level DP on the server): one subsampled Gaussian release per round.
+Central mode (client-level DP on the server): one subsampled Gaussian release per round,
+reported under replace-one adjacency (the headline) and add/remove, labelled.
+
+Two marks travel with the figures: ``epsilon_void`` when ``dp.reproducible_noise`` derived the
+noise from the seed, and ``train_loss`` null with a reason when DP withholds the clients' loss.
 """
 
 from __future__ import annotations
@@ -11,8 +15,17 @@ from dataclasses import asdict
 from typing import Any
 
 from common.schema import Scenario
-from server.privacy_accounting import ClientPrivacyLedger, central_epsilon
+from server.privacy_accounting import ADJACENCIES, ClientPrivacyLedger, central_epsilon
 from server.round import RoundResult
+
+EPSILON_VOID = (
+    "dp.reproducible_noise = true: the DP noise and sampling derive from the scenario seed, so "
+    "every epsilon of this run is void against anyone holding the seed (the server first)"
+)
+TRAIN_LOSS_WITHHELD = (
+    "withheld: DP is on and dp.report_train_loss = false (the loss of the private shard is "
+    "not covered by the accounted mechanism)"
+)
 
 
 class PrivacyTracker:
@@ -25,11 +38,20 @@ class PrivacyTracker:
         self.ledger = ClientPrivacyLedger()
         self.rounds = 0
 
-    def after_round(self, server_round: int, report: RoundResult) -> dict[str, float]:
-        """Record the round's DP events; return the epsilon figures for ``metrics.jsonl``."""
+    def after_round(self, server_round: int, report: RoundResult) -> dict[str, Any]:
+        """Record the round's DP events; return its figures and marks for ``metrics.jsonl``.
+
+        ``epsilon_max`` is the headline the progress line prints: the proven local figure (max
+        over honest clients) or the replace-one central figure.
+        """
         self.rounds = server_round
+        figures: dict[str, Any] = self._marks()
+        if not self.dp.report_train_loss:
+            figures.update(train_loss=None, train_loss_reason=TRAIN_LOSS_WITHHELD)
         if self.dp.mode == "central":
-            return {"epsilon_central": self._central()}
+            central = self._central()
+            figures.update(central, epsilon_max=central["epsilon_central_replace_one"])
+            return figures
         for reply in report.honest_replies:
             self.ledger.record(
                 reply.partition_id,
@@ -40,33 +62,40 @@ class PrivacyTracker:
                 noise_multiplier=self.dp.noise_multiplier,
                 microbatch_size=self.dp.microbatch_size(self.scenario.train.batch_size),
             )
-        figures = self.ledger.summary(self.honest, delta=self.dp.delta)
+        figures.update(self.ledger.summary(self.honest, delta=self.dp.delta))
         # The proven figure leads the progress line: Poisson RDP only when batches are Poisson.
-        proven = "poisson_rdp" if self.dp.sampling == "poisson" else "shuffle"
-        figures["epsilon_max"] = figures[f"epsilon_{proven}_max"]
+        figures["epsilon_max"] = figures[f"epsilon_{self._proven()}_max"]
         return figures
 
-    def _central(self) -> float:
-        return central_epsilon(
-            rounds=self.rounds,
-            clients_per_round=self.scenario.num_sampled,
-            num_clients=self.scenario.data.num_clients,
-            noise_multiplier=self.dp.central_noise_multiplier,
-            delta=self.dp.delta,
-        )
+    def _marks(self) -> dict[str, Any]:
+        return {"epsilon_void": EPSILON_VOID} if self.dp.reproducible_noise else {}
+
+    def _proven(self) -> str:
+        return "poisson_rdp" if self.dp.sampling == "poisson" else "shuffle"
+
+    def _central(self) -> dict[str, float]:
+        return {
+            f"epsilon_central_{adjacency}": central_epsilon(
+                rounds=self.rounds,
+                clients_per_round=self.scenario.num_sampled,
+                num_clients=self.scenario.data.num_clients,
+                noise_multiplier=self.dp.central_noise_multiplier,
+                delta=self.dp.delta,
+                adjacency=adjacency,
+            )
+            for adjacency in ADJACENCIES
+        }
 
     def summary(self) -> dict[str, Any]:
-        """Final per-client epsilons (both accountings, labelled) for ``summary.json``."""
+        """Final epsilons (every accounting, labelled) for ``summary.json``."""
+        out: dict[str, Any] = {"mode": self.dp.mode, "delta": self.dp.delta, **self._marks()}
         if self.dp.mode == "central":
-            return {
-                "mode": "central",
-                "delta": self.dp.delta,
-                "epsilon_client_level": self._central(),
+            return out | {
+                "headline_adjacency": "replace_one",
+                **self._central(),
             }
-        return {
-            "mode": "local",
-            "delta": self.dp.delta,
+        return out | {
             "sampling": self.dp.sampling,
-            "proven_guarantee": "poisson_rdp" if self.dp.sampling == "poisson" else "shuffle",
+            "proven_guarantee": self._proven(),
             "clients": [asdict(row) for row in self.ledger.table(delta=self.dp.delta)],
         }

@@ -84,9 +84,9 @@ class RunLog:
             if row["skipped"]:
                 parts.append(f"SKIPPED ({row['skipped']})")
             parts.append(f"{row['seconds']:.1f}s")
-        epsilon = row.get("epsilon_max", row.get("epsilon_central"))
-        if epsilon is not None:
-            parts.append(f"eps {epsilon:.2f}")
+        epsilon = row.get("epsilon_max")
+        if epsilon is not None:  # a seed-derived noise voids it (server.privacy.EPSILON_VOID)
+            parts.append(f"eps {epsilon:.2f}" + (" VOID(seed)" if row.get("epsilon_void") else ""))
         print("  ".join(parts), file=self.stream, flush=True)
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:

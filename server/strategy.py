@@ -24,8 +24,9 @@ was given; the strategy keeps nothing of past rounds but the chain's state.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -191,7 +192,7 @@ class FedshieldStrategy(FedAvg):
             flagged=flagged,
             accepted=tuple(updates.replies[i].partition_id for i in kept),
             skipped=skipped,
-            train_loss=float(np.nanmean([r.train_loss for r in arrived])) if arrived else np.nan,
+            train_loss=_mean_loss(arrived),
             honest_replies=tuple(
                 TrainingRecord(r.partition_id, r.local_steps, r.sampling_rate)
                 for r in arrived
@@ -256,3 +257,9 @@ class FedshieldStrategy(FedAvg):
         except AggregationError as err:
             return self._global, str(err)
         return unflatten(updates.base_flat + np.asarray(step, dtype=np.float32), self._global), None
+
+
+def _mean_loss(replies: Sequence[TrainReply]) -> float:
+    """Mean of the reported losses; NaN when none was reported (DP withholds them)."""
+    losses = [r.train_loss for r in replies if math.isfinite(r.train_loss)]
+    return float(np.mean(losses)) if losses else math.nan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +18,7 @@ from common.results import (
     atomic_write_json,
     atomic_write_text,
     plot_accuracy,
+    read_json,
     read_jsonl,
     to_json,
 )
@@ -85,6 +87,59 @@ def test_append_jsonl_round_trips_records_in_order(tmp_path: Path) -> None:
     assert [r["accuracy"] for r in back] == [0.0, 0.25, 0.5]
     assert np.isnan(back[2]["loss"])
     assert text.splitlines()[0] == '{"accuracy": 0.0, "loss": 1.0, "round": 0}'
+
+
+def _strict(text: str) -> object:
+    # What jq or a browser does with NaN / Infinity tokens: refuse the document.
+    def refuse(token: str) -> object:
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_values_are_strict_json_null_with_a_reason(tmp_path: Path) -> None:
+    record = {
+        "round": 2,
+        "loss": float("nan"),
+        "accuracy": np.float32(0.5),
+        "epsilon": np.float64("inf"),
+        "privacy": {"clients": [{"eps": -float("inf")}], "grid": [[1.0, float("nan")]]},
+        "train_loss": None,
+        "train_loss_reason": "withheld: DP on",
+    }
+    line = to_json(record)
+    assert _strict(line) == {
+        "round": 2,
+        "loss": None,
+        "loss_reason": "non-finite: nan",
+        "accuracy": 0.5,
+        "epsilon": None,
+        "epsilon_reason": "non-finite: inf",
+        "privacy": {
+            "clients": [{"eps": None, "eps_reason": "non-finite: -inf"}],
+            "grid": [[1.0, None]],
+            "grid_reason": {"/0/1": "non-finite: nan"},
+        },
+        "train_loss": None,
+        "train_loss_reason": "withheld: DP on",
+    }
+    append_jsonl(tmp_path / "m.jsonl", record)
+    atomic_write_json(tmp_path / "s.json", {"final": record})
+    for back in (read_jsonl(tmp_path / "m.jsonl")[0], read_json(tmp_path / "s.json")["final"]):
+        assert math.isnan(back["loss"]) and back["epsilon"] == math.inf
+        assert back["privacy"]["clients"][0] == {"eps": -math.inf}
+        assert back["privacy"]["grid"][0][0] == 1.0 and math.isnan(back["privacy"]["grid"][0][1])
+        # A producer's own withheld value keeps its null and its reason.
+        assert back["train_loss"] is None and back["train_loss_reason"] == "withheld: DP on"
+        assert set(back) == set(record)
+    _strict((tmp_path / "s.json").read_text())
+
+
+def test_non_finite_values_refused_where_no_reason_can_go() -> None:
+    with pytest.raises(ValueError, match="'loss' is non-finite and loss_reason is taken"):
+        to_json({"loss": float("nan"), "loss_reason": "x"})
+    with pytest.raises(ValueError, match="non-finite value outside a JSON object"):
+        to_json(float("inf"))
 
 
 def test_append_jsonl_of_a_bad_record_leaves_the_log_intact(tmp_path: Path) -> None:

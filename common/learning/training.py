@@ -21,6 +21,8 @@ from common.learning.models import MODELS
 from common.schema import Scenario
 
 _MODELS: dict[tuple[object, ...], tf.keras.Model] = {}
+# Domain separation of the reproducible DP stream from the other uses of a client round's seed.
+_DP_DOMAIN = int.from_bytes(b"dp-sgd", "big")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,21 @@ def reset_optimizer(model: tf.keras.Model) -> None:
         variable.assign(tf.zeros_like(variable))
 
 
+def dp_seed_sequence(scenario: Scenario, seed: int) -> np.random.SeedSequence:
+    """Where one client round's DP noise and DP batch plan come from.
+
+    Default: ``SeedSequence()`` with no argument, i.e. 128 bits from the operating system's
+    entropy (``secrets``), fresh for every call: the server sends ``seed`` to the client and
+    holds the scenario, so nothing it knows may decide the noise (with a seed-derived stream it
+    regenerates the noise, subtracts it and recovers the clipped gradient sum). Only with
+    ``dp.reproducible_noise = true`` does the sequence derive from ``seed`` (every epsilon is
+    then reported as void against anyone holding the seed).
+    """
+    if scenario.dp.reproducible_noise:
+        return np.random.SeedSequence([seed, _DP_DOMAIN])
+    return np.random.SeedSequence()
+
+
 def train_locally(
     model: tf.keras.Model,
     weights: Sequence[NDArray[np.float32]],
@@ -99,23 +116,27 @@ def train_locally(
     seed: int,
     dp: bool,
 ) -> TrainOutcome:
-    """Load ``weights``, run the seeded batch plan, return the new weights.
+    """Load ``weights``, run the batch plan, return the new weights.
 
-    ``seed`` fixes Python's, NumPy's and TF's global generators (dropout, DP noise) and the
-    batch plan, so one client's round is a pure function of (weights, data, seed). With ``dp``
-    the plan uses the scenario's DP sampling; an empty Poisson batch is still a step (the DP
-    model applies pure noise), as the accountant counts it.
+    Without ``dp`` the seed fixes Python's, NumPy's and TF's global generators (dropout) and the
+    batch plan, so the round is a pure function of (weights, data, seed). With ``dp`` the plan
+    uses the scenario's DP sampling, and the plan and the noise come from
+    :func:`dp_seed_sequence` (OS entropy unless ``dp.reproducible_noise``); an empty Poisson
+    batch is still a step (the DP model applies pure noise), as the accountant counts it.
     """
     tf.keras.utils.set_random_seed(seed)
-    if hasattr(model, "reseed_noise"):  # the Poisson DP-SGD model draws noise from its own stream
-        model.reseed_noise(seed)
+    plan_rng = np.random.default_rng(seed)
+    if dp:
+        plan_source, noise_source = dp_seed_sequence(scenario, seed).spawn(2)
+        plan_rng = np.random.default_rng(plan_source)
+        model.reseed_noise(noise_source)
     model.set_weights(list(weights))
     reset_optimizer(model)
     plan = batch_plan(
         len(y),
         batch_size=scenario.train.batch_size,
         epochs=scenario.train.local_epochs,
-        rng=np.random.default_rng(seed),
+        rng=plan_rng,
         sampling=scenario.dp.sampling if dp else "shuffle",
         drop_remainder=dp,
     )

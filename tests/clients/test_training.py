@@ -50,7 +50,8 @@ def test_a_clients_result_does_not_depend_on_who_the_worker_served_before() -> N
 
 
 def test_dp_noise_does_not_depend_on_who_the_worker_served_before() -> None:
-    s = load_scenario("dp_local")
+    # Seed-derived noise (the switch): a client's round replays whatever the actor served before.
+    s = load_scenario("dp_local", ["dp.reproducible_noise=true"])
     model = compiled_model(s, (8, 8, 1), 10, dp=True)
     start = [np.asarray(w) for w in model.get_weights()]
     x0, y0 = client_shard(s, 0)

@@ -11,13 +11,8 @@ from numpy.typing import NDArray
 from tensorflow_privacy.privacy.fast_gradient_clipping.clip_grads import compute_gradient_norms
 
 from common.errors import ConfigError
-from common.learning.dp import (
-    NormMethod,
-    assert_fast_clipping,
-    build_dp_model,
-    dp_layer_registry,
-    factorised_squared_norms,
-)
+from common.learning.dp import assert_fast_clipping, build_dp_model
+from common.learning.dp_conv import NormMethod, dp_layer_registry, factorised_squared_norms
 from common.learning.models import MODELS
 
 BATCH = 6
@@ -267,3 +262,34 @@ def test_bad_dp_parameters_raise_config_error(kwargs: dict[str, object], message
     }
     with pytest.raises(ConfigError, match=message):
         build_dp_model(MODELS["mlp"].target((8, 8, 1), 10, 0.0), **(arguments | kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("num_microbatches", [None, 2, 3])
+def test_shuffle_step_equals_tensorflow_privacys_own_step(num_microbatches: int | None) -> None:
+    # Noise 0: the secret-noise model must take tensorflow-privacy's DPSequential step exactly
+    # (clipped mean over the microbatches), only the noise source differs.
+    from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential
+
+    x, y = _batch((8, 8, 1), seed=4)
+    ours = _dp_model(
+        MODELS["cnn"].target((8, 8, 1), 10, 0.0),
+        l2_norm_clip=0.05,
+        num_microbatches=num_microbatches,
+    )
+    theirs = DPSequential(
+        l2_norm_clip=0.05,
+        noise_multiplier=0.0,
+        num_microbatches=num_microbatches,
+        use_xla=False,
+        layer_registry=dp_layer_registry(),
+        layers=MODELS["cnn"].target((8, 8, 1), 10, 0.0),
+    )
+    theirs.compile(
+        optimizer=tf.keras.optimizers.SGD(learning_rate=1.0),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+    )
+    theirs.set_weights(ours.get_weights())
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 
+import dp_accounting
 import pytest
+from dp_accounting import rdp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.dp_config import DPConfig
 from common.errors import ConfigError
 from server.privacy_accounting import (
+    ADJACENCIES,
     ClientPrivacyLedger,
     central_epsilon,
     format_table,
@@ -106,16 +108,6 @@ def test_summary_and_table_cover_honest_clients_only() -> None:
     ]
 
 
-def test_ledger_round_trips_through_json() -> None:
-    ledger = ClientPrivacyLedger()
-    _record(ledger, 4, 1)
-    _record(ledger, 4, 3, steps=12, epochs=2)
-    _record(ledger, 9, 2, microbatch_size=2)
-    again = ClientPrivacyLedger.from_dict(json.loads(json.dumps(ledger.to_dict())))
-    assert again.to_dict() == ledger.to_dict()
-    assert again.epsilon(4, DELTA, method="shuffle") == ledger.epsilon(4, DELTA, method="shuffle")
-
-
 def test_no_noise_means_no_finite_epsilon_and_no_rounds_means_zero() -> None:
     ledger = ClientPrivacyLedger()
     assert ledger.epsilon(0, DELTA, method="poisson_rdp") == 0.0
@@ -151,30 +143,85 @@ def test_rounds_must_increase_and_methods_and_delta_are_checked() -> None:
         ledger.epsilon(0, 0.0, method="shuffle")
 
 
-def test_central_epsilon_is_client_level_poisson_composition_over_rounds() -> None:
+def test_central_add_remove_epsilon_is_client_level_poisson_composition_over_rounds() -> None:
     # Same events as the 20-round client: q = 32/180 per round, 6 x 20 = 120 Gaussian(1.1) events.
     assert central_epsilon(
-        rounds=120, clients_per_round=32, num_clients=180, noise_multiplier=1.1, delta=DELTA
+        rounds=120,
+        clients_per_round=32,
+        num_clients=180,
+        noise_multiplier=1.1,
+        delta=DELTA,
+        adjacency="add_remove",
     ) == pytest.approx(13.17, abs=5e-3)
-    assert (
-        central_epsilon(
-            rounds=0, clients_per_round=1, num_clients=10, noise_multiplier=1.0, delta=DELTA
-        )
-        == 0.0
-    )
+    for adjacency in ADJACENCIES:
+        assert central_epsilon(**_central(0, 1.0), adjacency=adjacency) == 0.0
     with pytest.raises(ConfigError, match=r"^clients_per_round: got 11; must be in \[1, 10\]$"):
         central_epsilon(
-            rounds=1, clients_per_round=11, num_clients=10, noise_multiplier=1.0, delta=DELTA
+            rounds=1,
+            clients_per_round=11,
+            num_clients=10,
+            noise_multiplier=1.0,
+            delta=DELTA,
+            adjacency="replace_one",
         )
+    with pytest.raises(ConfigError, match=r"^adjacency: got 'both'; allowed: replace_one, add"):
+        central_epsilon(**_central(1, 1.0), adjacency="both")  # type: ignore[arg-type]
+
+
+def _central(rounds: int, z: float) -> dict[str, float]:
+    # dp_central: m = N = 10 clients every round, delta 1e-5.
+    return {
+        "rounds": rounds,
+        "clients_per_round": 10,
+        "num_clients": 10,
+        "noise_multiplier": z,
+        "delta": DELTA,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rounds", "add_remove", "replace_one"),
+    [(1, 4.73, 10.73), (3, 9.01, 21.44), (10, 19.05, 48.80)],
+)
+def test_central_replace_one_figures_of_dp_central_against_dp_accounting(
+    rounds: int, add_remove: float, replace_one: float
+) -> None:
+    # Replace-one moves the mean of m clipped updates by 2S/m: Gaussian(z/2) under dp-accounting's
+    # REPLACE_ONE relation, here without amplification (m = N). The issue's "21.44, not 4.73
+    # after 3 rounds" compares replace-one after 3 rounds with add/remove after 1.
+    figures = {a: central_epsilon(**_central(rounds, 1.0), adjacency=a) for a in ADJACENCIES}
+    assert figures["add_remove"] == pytest.approx(add_remove, abs=5e-3)
+    assert figures["replace_one"] == pytest.approx(replace_one, abs=5e-3)
+    # Replace-one at z equals add/remove at z / 2 (the doubled sensitivity), to the last digit.
+    halved = central_epsilon(**_central(rounds, 0.5), adjacency="add_remove")
+    assert figures["replace_one"] == pytest.approx(halved, rel=1e-12)
+    accountant = rdp.RdpAccountant(
+        neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
+    )
+    event = dp_accounting.SampledWithoutReplacementDpEvent(
+        10, 10, dp_accounting.GaussianDpEvent(0.5)
+    )
+    accountant.compose(dp_accounting.SelfComposedDpEvent(event, rounds))
+    assert figures["replace_one"] == pytest.approx(accountant.get_epsilon(DELTA), rel=1e-12)
+
+
+def test_central_replace_one_uses_sampling_without_replacement() -> None:
+    # m = 2 of N = 4: amplification lowers it below the unsampled figure, still above add/remove.
+    sampled = {"rounds": 3, "clients_per_round": 2, "num_clients": 4, "noise_multiplier": 1.0}
+    replace_one = central_epsilon(**sampled, delta=DELTA, adjacency="replace_one")
+    add_remove = central_epsilon(**sampled, delta=DELTA, adjacency="add_remove")
+    assert add_remove < replace_one < central_epsilon(**_central(3, 1.0), adjacency="replace_one")
 
 
 def test_wrap_central_dp_configures_flowers_server_side_fixed_clipping() -> None:
-    from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
+    from flwr.serverapp.strategy import FedAvg
+
+    from server.central_dp import SecretNoiseServerSideFixedClipping
 
     inner = FedAvg()
     config = DPConfig(enabled=True, mode="central", clipping_norm=2.5, central_noise_multiplier=0.8)
     wrapped = wrap_central_dp(inner, config, num_sampled_clients=4)
-    assert isinstance(wrapped, DifferentialPrivacyServerSideFixedClipping)
+    assert isinstance(wrapped, SecretNoiseServerSideFixedClipping)
     assert (wrapped.strategy, wrapped.clipping_norm, wrapped.noise_multiplier) == (inner, 2.5, 0.8)
     assert wrapped.num_sampled_clients == 4
     with pytest.raises(ConfigError, match=r"^dp.mode: got 'local' \(enabled=True\)"):

@@ -36,7 +36,7 @@ def _dp_sgd_epochs(
     """The client loop: reseed, seeded Poisson plan, every step (empty ones are noise only)."""
     x, y = digits
     tf.keras.utils.set_random_seed(seed)
-    model.reseed_noise(seed)  # the DP noise stream restarts per client, as clients/training does
+    model.reseed_noise(np.random.SeedSequence(seed))  # restarted per client, as training does
     for variable in model.optimizer.variables:  # a reused model starts from a zeroed optimizer
         variable.assign(tf.zeros_like(variable))
     plan = batch_plan(

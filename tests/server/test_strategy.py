@@ -113,8 +113,8 @@ def _malformed(sent: Message, kind: str) -> Message:
         content[P.METRICS] = MetricRecord({**metrics, P.NUM_EXAMPLES: 10.5})
     elif kind == "rate_above_one":
         content[P.METRICS] = MetricRecord({**metrics, P.SAMPLING_RATE: 5.0})
-    elif kind == "no_loss":
-        content[P.METRICS] = MetricRecord({k: v for k, v in metrics.items() if k != P.TRAIN_LOSS})
+    elif kind == "no_steps":
+        content[P.METRICS] = MetricRecord({k: v for k, v in metrics.items() if k != P.LOCAL_STEPS})
     elif kind == "text_signature":
         content[P.INTEGRITY] = ConfigRecord({P.SIGNATURE: "not bytes"})
     elif kind == "one_array_short":
@@ -129,7 +129,7 @@ def _malformed(sent: Message, kind: str) -> Message:
 
 
 def test_malformed_replies_are_recorded_rejections_and_the_round_goes_on() -> None:
-    kinds = ["no_metrics", "float_count", "no_loss", "text_signature", "rate_above_one",
+    kinds = ["no_metrics", "float_count", "no_steps", "text_signature", "rate_above_one",
              "one_array_short", "wrong_shape", "refused"]  # fmt: skip
     strategy = _strategy()
     sent = list(strategy.configure_train(1, ArrayRecord(BASE), ConfigRecord(), GRID))
@@ -142,7 +142,7 @@ def test_malformed_replies_are_recorded_rejections_and_the_round_goes_on() -> No
     assert result.rejected == {
         0: ("malformed: reply record 'metrics' is missing",),
         1: ("malformed: field 'num-examples': got 10.5; expected an integer",),
-        2: ("malformed: field 'train-loss' is missing",),
+        2: ("malformed: field 'local-steps' is missing",),
         3: ("malformed: field 'signature': got str; expected bytes",),
         4: ("malformed: field 'sampling-rate': got 5.0; expected a value in [0.0, 1.0]",),
         5: ("shape_mismatch",),
