@@ -11,24 +11,21 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from common.errors import ConfigError
-from common.validation import one_line
+from common.validation import Strict, one_line
 
 T = TypeVar("T")
 
 
-class NoParams(BaseModel):
+class Params(Strict):
+    """Base class of every plug-in parameter model: unknown keys are errors, values frozen,
+    floats finite, and no boolean where a number is expected (:class:`Strict`)."""
+
+
+class NoParams(Params):
     """Parameter model of a plug-in that takes no parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Params(BaseModel):
-    """Base class of every plug-in parameter model: unknown keys are errors, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
-from common.validation import FieldError
+from common.validation import FieldError, Strict
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(Strict):
+    """A scenario table: unknown keys, non-finite floats and booleans for numbers are errors."""
 
 
 class PartitionSpec(_Section):

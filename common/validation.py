@@ -1,10 +1,18 @@
-"""Turn pydantic validation errors into the one-line messages the CLI prints."""
+"""Turn pydantic validation errors into the one-line messages the CLI prints.
+
+Also the two rules every scenario section and plug-in parameter model shares (:class:`Strict`):
+a boolean is never a number (pydantic's lax mode would read ``rounds = true`` as 1), and a float
+must be finite (``learning_rate = inf`` would reach the clients as JSON ``null``).
+"""
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class FieldError(ValueError):
@@ -12,6 +20,42 @@ class FieldError(ValueError):
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
         super().__init__(f"{field}: got {value!r}; {allowed}")
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The plain types of a field's annotation (through ``Annotated`` and unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(m for arg in typing.get_args(annotation) for m in _members(arg))
+    return (annotation,)
+
+
+def _refuses_bool(annotation: Any) -> bool:
+    """A number field (int, float, or a union with one) that does not also take a boolean."""
+    members = _members(annotation)
+    if any(m is bool or m is Any for m in members):
+        return False
+    return any(isinstance(m, type) and issubclass(m, (int, float)) for m in members)
+
+
+class Strict(BaseModel):
+    """Base of every scenario section and plug-in parameter model.
+
+    Unknown keys are errors, values are frozen, floats must be finite, and a boolean is refused
+    where the field wants a number.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            if _refuses_bool(cls.model_fields[info.field_name].annotation):
+                raise PydanticCustomError("bool_not_number", "must be a number, not a boolean")
+        return value
 
 
 def _location(loc: tuple[int | str, ...], prefix: str) -> str:
