@@ -20,6 +20,9 @@ from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
 from common.validation import FieldError, Strict
 
+MAX_NAME_LENGTH = 200
+"""255 bytes (NAME_MAX) less the longest ``-seedSEED-YYYYmmdd-HHMMSS-k`` suffix, rounded down."""
+
 
 class _Section(Strict):
     """A scenario table: unknown keys, non-finite floats and booleans for numbers are errors."""
@@ -112,7 +115,9 @@ class SimulationSpec(_Section):
 class Scenario(_Section):
     """One federated experiment, fully resolved (the seed is always an integer here)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Prefix of the run directory ``NAME-seedSEED-YYYYmmdd-HHMMSS[-k]``; at most
+    :data:`MAX_NAME_LENGTH` characters so that name fits a file system's 255-byte limit."""
     seed: int = Field(ge=0, lt=2**31)
     rounds: int = Field(ge=1, le=10_000)
     clients_per_round: int | float = Field(

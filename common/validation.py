@@ -15,11 +15,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic_core import PydanticCustomError
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters so an error stays one readable line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text)} characters)"
+
+
 class FieldError(ValueError):
     """Raised by cross-field validators with a message that already names the field."""
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
-        super().__init__(f"{field}: got {value!r}; {allowed}")
+        super().__init__(f"{field}: got {shown(value)}; {allowed}")
 
 
 def _members(annotation: Any) -> tuple[Any, ...]:
@@ -52,9 +60,9 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name is not None:
-            if _refuses_bool(cls.model_fields[info.field_name].annotation):
-                raise PydanticCustomError("bool_not_number", "must be a number, not a boolean")
+        name = info.field_name
+        if isinstance(value, bool) and name and _refuses_bool(cls.model_fields[name].annotation):
+            raise PydanticCustomError("bool_not_number", "must be a number, not a boolean")
         return value
 
 
@@ -78,7 +86,8 @@ def one_line(error: ValidationError, prefix: str = "") -> str:
     field = _location(tuple(first["loc"]), prefix)
     kind = first["type"]
     if kind == "extra_forbidden":
-        return f"{field}: unknown key (value {first['input']!r}); remove it or fix the spelling"
+        value = shown(first["input"])
+        return f"{field}: unknown key (value {value}); remove it or fix the spelling"
     if kind == "missing":
         return f"{field}: required field is missing"
-    return f"{field}: got {first['input']!r}; {first['msg']}"
+    return f"{field}: got {shown(first['input'])}; {first['msg']}"

@@ -13,6 +13,7 @@ from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
 from common.tf_runtime import quiet_environment
+from scenarios.preflight import check_environment
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,17 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
 
 def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     """Run ``scenario`` end to end; raises the ServerApp's own error if it failed."""
+    check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
     quiet_environment(verbose)  # before Ray starts, so every actor inherits it
     # Imported after quieting: importing Flower or TF earlier would log before the settings apply.
     from flwr.simulation import run_simulation
 
+    # Again, right after Flower: its Ray transport puts a "once" DeprecationWarning filter first,
+    # which would let tensorflow_probability's two-line distutils warning through when the
+    # client and server apps import tensorflow_privacy just below.
+    quiet_environment(verbose)
     from clients.app import app as client_app
     from server.app import RunOutcome, build_server_app
-
-    quiet_environment(verbose)  # again: importing Ray put its own warning filters first
 
     run_dir = new_run_dir(scenario)
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))
