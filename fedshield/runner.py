@@ -51,17 +51,28 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     }
 
 
+def import_apps(verbose: bool) -> None:
+    """Import Flower's simulation engine, then the client and server apps, quietly.
+
+    Quieting comes before Ray starts, so every actor inherits it, and again right after Flower:
+    its Ray transport puts a "once" DeprecationWarning filter first, which would let
+    tensorflow_probability's two-line distutils warning through when the apps import
+    tensorflow_privacy. With ``verbose`` every warning is shown.
+    """
+    quiet_environment(verbose)
+    import flwr.simulation  # noqa: F401
+
+    quiet_environment(verbose)
+    import clients.app  # noqa: F401
+    import server.app  # noqa: F401
+
+
 def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     """Run ``scenario`` end to end; raises the ServerApp's own error if it failed."""
     check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
-    quiet_environment(verbose)  # before Ray starts, so every actor inherits it
-    # Imported after quieting: importing Flower or TF earlier would log before the settings apply.
+    import_apps(verbose)
     from flwr.simulation import run_simulation
 
-    # Again, right after Flower: its Ray transport puts a "once" DeprecationWarning filter first,
-    # which would let tensorflow_probability's two-line distutils warning through when the
-    # client and server apps import tensorflow_privacy just below.
-    quiet_environment(verbose)
     from clients.app import app as client_app
     from server.app import RunOutcome, build_server_app
 

@@ -74,11 +74,11 @@ def check_keys(scenario: Scenario) -> None:
                 "must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to "
                 f"{scenario.data.num_clients - 1}"
             ) from None
-        except (ValueError, TypeError, FedshieldError) as err:
-            # cryptography raises ValueError for a file that is not a PEM key.
+        except (ValueError, TypeError, FedshieldError):
+            # cryptography raises ValueError for a file that is not PEM, the loaders an
+            # IntegrityError for a PEM key of another algorithm.
             raise ConfigError(
-                f"integrity.keys_dir: got {keys_dir!r}; {name} is not an Ed25519 PEM key "
-                f"({str(err).splitlines()[0]})"
+                f"integrity.keys_dir: got {keys_dir!r}; {name} is not an Ed25519 key in PEM format"
             ) from None
 
 
