@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,6 +26,7 @@ def test_validate_prints_nothing_on_stderr() -> None:
     assert done.stdout.startswith("ok: quickstart (seed 42, ")
 
 
+@pytest.mark.e2e  # no Ray cluster, but two processes importing Flower, Ray and TF: slow
 def test_run_imports_flower_and_the_apps_without_the_tfp_warning() -> None:
     # What `fedshield run` does before Ray starts; Flower's import used to re-enable the
     # two-line tensorflow_probability DeprecationWarning that the apps' imports then printed.

@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from fedshield.cli import main
-from tests.scenarios.bad_inputs import CASES, BadInput, expand, expected_table, make_workspace
+from tests.scenarios._bad_inputs import CASES, BadInput, expand, expected_table, make_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,6 @@ def test_run_stops_before_ray_with_the_same_line(
 
 
 def test_the_reliability_table_lists_every_case() -> None:
-    # python -m tests.scenarios.bad_inputs measures the same table with the real command.
+    # python -m tests.scenarios._bad_inputs measures the same table with the real command.
     document = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
     assert expected_table() in document

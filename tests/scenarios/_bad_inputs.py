@@ -1,7 +1,7 @@
 """Every bad input of issue 15 and the one line ``fedshield validate`` answers it with.
 
 ``tests/scenarios/test_bad_inputs.py`` runs each case in process; ``python -m
-tests.scenarios.bad_inputs`` runs each through the real ``fedshield validate`` command and prints
+tests.scenarios._bad_inputs`` runs each through the real ``fedshield validate`` command and prints
 the table of ``docs/reliability.md`` (a test checks that the two agree). ``{tmp}`` stands for the
 workspace that :func:`make_workspace` fills; the table shows it as ``$TMP``.
 """
