@@ -101,7 +101,7 @@ def _check_central_dp(scenario: Scenario) -> None:
     when = params.unweighted_mean_when if isinstance(params, RuleStage) else None
     if defense.pre or when is None or any(getattr(params, k) != v for k, v in when.items()):
         allowed = "; ".join(
-            f"{name} with {_settings(AGGREGATORS[name].params)}"
+            name + _settings(AGGREGATORS[name].params)
             for name in AGGREGATORS
             if getattr(AGGREGATORS[name].params, "unweighted_mean_when", None) is not None
         )
@@ -121,8 +121,10 @@ def _check_central_dp(scenario: Scenario) -> None:
 
 
 def _settings(model: type[BaseModel]) -> str:
+    """`` with weighted = false``: the declared settings, as a scenario file writes them."""
     when: Mapping[str, object] = getattr(model, "unweighted_mean_when", None) or {}
-    return ", ".join(f"{key} = {str(value).lower()}" for key, value in when.items())
+    settings = ", ".join(f"{key} = {str(value).lower()}" for key, value in when.items())
+    return f" with {settings}" if settings else ""
 
 
 def check_data(scenario: Scenario, attacks: Registry[Any]) -> None:
