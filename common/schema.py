@@ -1,10 +1,14 @@
 """The typed, validated ``Scenario``: one TOML file describes one federated experiment.
 
-Validation happens in two stages, both before Ray starts:
+Validation happens in stages, all before Ray starts:
 
-1. :class:`Scenario` (pydantic, ``extra="forbid"`` everywhere) checks structure, types and ranges;
-2. :func:`scenarios.loader.check_plugins` resolves every registry name (dataset, partitioner,
-   model, aggregator chain, attack) and validates each plug-in's own parameters and bounds.
+1. :class:`Scenario` (pydantic, ``extra="forbid"`` everywhere, finite floats, no boolean taken
+   for a number: :class:`~common.validation.Strict`) checks structure, types and ranges;
+2. :func:`scenarios.checks.check_plugins` resolves every registry name (dataset, partitioner,
+   model, aggregator chain, attack), validates each plug-in's own parameters and bounds, loads
+   the dataset and deals the partition;
+3. :func:`scenarios.preflight.check_environment` checks the host (output directory, key files,
+   GPUs).
 
 Plug-in parameters live in ``params`` tables so that a plug-in's schema belongs to the plug-in
 (one registry per plug-in kind), while this module owns only what every run shares.
