@@ -11,7 +11,7 @@ Plug-ins declare what they need and this module reads the declarations; it names
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -67,7 +67,7 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
-    check_data(scenario, ATTACKS)
+    check_data(scenario)
 
 
 def _names_declaring(flag: str) -> str:
@@ -127,40 +127,50 @@ def _settings(model: type[BaseModel]) -> str:
     return f" with {settings}" if settings else ""
 
 
-def check_data(scenario: Scenario, attacks: Registry[Any]) -> None:
+def check_data(scenario: Scenario) -> None:
     """Load the dataset (its files opened and parsed), deal the partition, check class labels.
 
     Every client must hold at least one training example, and every class-label parameter
     must name one of the dataset's classes.
     """
-    from common.data.partitioners import PARAMS_FIELD, PARTITIONERS
     from common.data.shards import dataset_of, partitions_of, root_indices
 
     dataset = dataset_of(scenario)
     if scenario.defense.root_size:
         root_indices(scenario, dataset)  # the split must hold the root set
-    parts = partitions_of(scenario)
-    sizes = [len(part) for part in parts]
+    sizes = [len(part) for part in partitions_of(scenario)]
     if min(sizes) == 0:
         data = scenario.data
         raise ConfigError(
-            f"{PARAMS_FIELD}: got {dict(data.partition.params)}; the {data.partition.scheme!r} "
-            f"scheme leaves {sizes.count(0)} of {data.num_clients} clients with no training "
-            f"example (seed {scenario.seed}): every client needs at least one; change the "
-            "scheme's params or lower data.num_clients"
+            f"data.partition.params: got {dict(data.partition.params)}; the "
+            f"{data.partition.scheme!r} scheme leaves {sizes.count(0)} of {data.num_clients} "
+            f"clients with no training example (seed {scenario.seed}): every client needs at "
+            "least one; change the scheme's params or lower data.num_clients"
         )
-    partition = scenario.data.partition
-    checked: list[tuple[BaseModel, str]] = [
-        (PARTITIONERS.parse_params(partition.scheme, partition.params, PARAMS_FIELD), PARAMS_FIELD),
-        (
-            attacks.parse_params(scenario.attack.type, scenario.attack.params, "attack.params"),
-            "attack.params",
-        ),
-    ]
-    for params, where in checked:
+    for where, params in _plugin_params(scenario):
         for field, label in class_labels(params).items():
             if label >= dataset.num_classes:
                 raise ConfigError(
                     f"{where}.{field}: got {label}; must be a class of {dataset.name} "
                     f"(0 to {dataset.num_classes - 1})"
                 )
+
+
+def _plugin_params(scenario: Scenario) -> Iterator[tuple[str, BaseModel]]:
+    """(field path, validated model) of every plug-in's ``params`` table in the scenario."""
+    from attacks import ATTACKS
+    from common.data.partitioners import PARTITIONERS
+    from strategies import AGGREGATORS, PRE_AGGREGATORS
+
+    partition = scenario.data.partition
+    tables: list[tuple[Registry[Any], str, Mapping[str, Any], str]] = [
+        (PARTITIONERS, partition.scheme, partition.params, "data.partition.params"),
+        (ATTACKS, scenario.attack.type, scenario.attack.params, "attack.params"),
+        (AGGREGATORS, scenario.defense.aggregator, scenario.defense.params, "defense.params"),
+    ]
+    tables += [
+        (PRE_AGGREGATORS, step.name, step.params, f"defense.pre[{index}].params")
+        for index, step in enumerate(scenario.defense.pre)
+    ]
+    for registry, name, params, where in tables:
+        yield where, registry.parse_params(name, params, where)
