@@ -15,10 +15,11 @@ from pydantic import Field
 
 from common.data.datasets import DATASETS, Dataset, DatasetSource, load_dataset, register_dataset
 from common.errors import ConfigError
-from common.registry import ClassLabel, Params, Registry, class_labels
+from common.registry import ClassLabel, Params, class_labels
 from scenarios.loader import validate_document
 from strategies import AGGREGATORS
-from strategies.base import Aggregate, Counts, RuleParams, Updates
+from strategies.base import Aggregate, Counts, StatelessRule, Updates
+from strategies.registries import aggregator
 
 MINIMAL = {"name": "t", "seed": 1, "rounds": 2}
 CENTRAL_DP = {"enabled": True, "mode": "central"}
@@ -32,30 +33,30 @@ def registries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _register_rule(registry: Registry[object], name: str, params: type[RuleParams]) -> None:
-    def rule(updates: Updates, num_examples: Counts) -> Aggregate:
-        """A toy rule: the plain mean."""
-        return updates.mean(axis=0)
-
-    registry.register(name, params)(rule)
-
-
 def _error(document: dict[str, object]) -> str:
     with pytest.raises(ConfigError) as info:
         validate_document(document)
     return str(info.value)
 
 
-class _PlainMean(RuleParams):
+class _PlainMean(StatelessRule):
+    """A toy rule that declares it is the plain mean."""
+
     unweighted_mean_when = {}
 
+    def aggregate(self, updates: Updates, num_examples: Counts) -> Aggregate:
+        return updates.mean(axis=0)
 
-class _Scored(RuleParams):
+
+class _Scored(_PlainMean):
+    """A toy rule that declares it scores updates against the server's own."""
+
+    unweighted_mean_when = None
     needs_reference = True
 
 
 def test_central_dp_follows_the_rules_declaration(registries: None) -> None:
-    _register_rule(AGGREGATORS, "toy_mean", _PlainMean)
+    aggregator("toy_mean")(_PlainMean)
     scenario = validate_document(
         {**MINIMAL, "dp": CENTRAL_DP, "defense": {"aggregator": "toy_mean"}}
     )
@@ -70,7 +71,7 @@ def test_central_dp_follows_the_rules_declaration(registries: None) -> None:
 
 
 def test_root_set_follows_the_rules_declaration(registries: None) -> None:
-    _register_rule(AGGREGATORS, "toy_scored", _Scored)
+    aggregator("toy_scored")(_Scored)
     message = _error({**MINIMAL, "defense": {"aggregator": "toy_scored"}})
     assert message == (
         "defense.root_size: got 0; toy_scored scores updates against the server's update on "
