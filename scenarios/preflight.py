@@ -74,9 +74,9 @@ def check_keys(scenario: Scenario) -> None:
                 "must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to "
                 f"{scenario.data.num_clients - 1}"
             ) from None
-        except (ValueError, TypeError, FedshieldError):
-            # cryptography raises ValueError for a file that is not PEM, the loaders an
-            # IntegrityError for a PEM key of another algorithm.
+        except FedshieldError as err:  # the loaders' own one-line refusal (key type, mode)
+            raise ConfigError(f"integrity.keys_dir: got {keys_dir!r}; {err}") from None
+        except (ValueError, TypeError):  # cryptography's answer to a file that is not PEM
             raise ConfigError(
                 f"integrity.keys_dir: got {keys_dir!r}; {name} is not an Ed25519 key in PEM format"
             ) from None
