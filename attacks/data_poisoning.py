@@ -17,7 +17,7 @@ from attacks._maths import choose_indices, exact_count
 from attacks.base import DataAttack, Images, Labels, PoisonedData, SuccessSet
 from attacks.registry import register_attack
 from common.errors import ConfigError
-from common.registry import Params
+from common.registry import ClassLabel, Params
 
 
 def _check_class(field: str, value: int, num_classes: int) -> None:
@@ -38,8 +38,8 @@ class LabelFlipParams(Params):
 
     mode: Literal["reverse", "all_to_one", "targeted"] = "reverse"
     ratio: float = Field(1.0, gt=0.0, le=1.0)
-    target: int = Field(0, ge=0)
-    source: int | None = Field(None, ge=0, validate_default=True)
+    target: ClassLabel = 0
+    source: ClassLabel | None = Field(None, validate_default=True)
 
     @field_validator("source")
     @classmethod
@@ -145,7 +145,7 @@ Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
 class BackdoorParams(Params):
     """BadNets trigger geometry and value, the poisoned fraction and the target class."""
 
-    target: int = Field(0, ge=0)
+    target: ClassLabel = 0
     ratio: float = Field(0.1, gt=0.0, le=1.0)
     trigger_size: int = Field(3, ge=1)
     position: Corner = "bottom_right"

@@ -7,28 +7,54 @@ A failed lookup names what was typed and lists the valid names.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import ConfigError
-from common.validation import one_line
+from common.validation import Strict, one_line
 
 T = TypeVar("T")
 
 
-class NoParams(BaseModel):
+class Params(Strict):
+    """Base class of every plug-in parameter model: unknown keys are errors, values frozen,
+    floats finite, and no boolean where a number is expected (:class:`Strict`)."""
+
+
+class NoParams(Params):
     """Parameter model of a plug-in that takes no parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _ClassLabelMarker:
+    """Metadata of :data:`ClassLabel`: what the scenario checks look for."""
 
 
-class Params(BaseModel):
-    """Base class of every plug-in parameter model: unknown keys are errors, values frozen."""
+_CLASS_LABEL = _ClassLabelMarker()
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+ClassLabel = Annotated[int, Field(ge=0), _CLASS_LABEL]
+"""A plug-in parameter that names a class of the scenario's dataset (a label-flip or backdoor
+target): the scenario checks refuse a value >= the dataset's number of classes before Ray
+starts, since the plug-in itself only learns the number of classes inside a worker."""
+
+
+def _marked(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated:
+        return _CLASS_LABEL in annotation.__metadata__
+    return any(_marked(arg) for arg in typing.get_args(annotation))
+
+
+def class_labels(params: BaseModel) -> dict[str, int]:
+    """Field name -> value of every :data:`ClassLabel` parameter of ``params`` that is set."""
+    found = {}
+    for name, info in type(params).model_fields.items():
+        value = getattr(params, name)
+        if isinstance(value, int) and (_CLASS_LABEL in info.metadata or _marked(info.annotation)):
+            found[name] = value
+    return found
 
 
 @dataclass(frozen=True)

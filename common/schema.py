@@ -1,10 +1,14 @@
 """The typed, validated ``Scenario``: one TOML file describes one federated experiment.
 
-Validation happens in two stages, both before Ray starts:
+Validation happens in stages, all before Ray starts:
 
-1. :class:`Scenario` (pydantic, ``extra="forbid"`` everywhere) checks structure, types and ranges;
-2. :func:`scenarios.loader.check_plugins` resolves every registry name (dataset, partitioner,
-   model, aggregator chain, attack) and validates each plug-in's own parameters and bounds.
+1. :class:`Scenario` (pydantic, ``extra="forbid"`` everywhere, finite floats, no boolean taken
+   for a number: :class:`~common.validation.Strict`) checks structure, types and ranges;
+2. :func:`scenarios.checks.check_plugins` resolves every registry name (dataset, partitioner,
+   model, aggregator chain, attack), validates each plug-in's own parameters and bounds, loads
+   the dataset and deals the partition;
+3. :func:`scenarios.preflight.check_environment` checks the host (output directory, key files,
+   GPUs).
 
 Plug-in parameters live in ``params`` tables so that a plug-in's schema belongs to the plug-in
 (one registry per plug-in kind), while this module owns only what every run shares.
@@ -14,15 +18,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
-from common.validation import FieldError
+from common.validation import FieldError, Strict
+
+MAX_NAME_LENGTH = 200
+"""255 bytes (NAME_MAX) less the longest ``-seedSEED-YYYYmmdd-HHMMSS-k`` suffix, rounded down."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(Strict):
+    """A scenario table: unknown keys, non-finite floats and booleans for numbers are errors."""
 
 
 class PartitionSpec(_Section):
@@ -156,7 +163,9 @@ class SimulationSpec(_Section):
 class Scenario(_Section):
     """One federated experiment, fully resolved (the seed is always an integer here)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Prefix of the run directory ``NAME-seedSEED-YYYYmmdd-HHMMSS[-k]``; at most
+    :data:`MAX_NAME_LENGTH` characters so that name fits a file system's 255-byte limit."""
     seed: int = Field(ge=0, lt=2**31)
     rounds: int = Field(ge=1, le=10_000)
     clients_per_round: int | float = Field(

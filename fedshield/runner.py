@@ -13,6 +13,7 @@ from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
 from common.tf_runtime import quiet_environment
+from scenarios.preflight import check_environment
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,30 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     }
 
 
+def import_apps(verbose: bool) -> None:
+    """Import Flower's simulation engine, then the client and server apps, quietly.
+
+    Quieting comes before Ray starts, so every actor inherits it, and again right after Flower:
+    its Ray transport puts a "once" DeprecationWarning filter first, which would let
+    tensorflow_probability's two-line distutils warning through when the apps import
+    tensorflow_privacy. With ``verbose`` every warning is shown.
+    """
+    quiet_environment(verbose)
+    import flwr.simulation  # noqa: F401
+
+    quiet_environment(verbose)
+    import clients.app  # noqa: F401
+    import server.app  # noqa: F401
+
+
 def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     """Run ``scenario`` end to end; raises the ServerApp's own error if it failed."""
-    quiet_environment(verbose)  # before Ray starts, so every actor inherits it
-    # Imported after quieting: importing Flower or TF earlier would log before the settings apply.
+    check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
+    import_apps(verbose)
     from flwr.simulation import run_simulation
 
     from clients.app import app as client_app
     from server.app import RunOutcome, build_server_app
-
-    quiet_environment(verbose)  # again: importing Ray put its own warning filters first
 
     run_dir = new_run_dir(scenario)
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))

@@ -1,7 +1,9 @@
 """Read a scenario TOML file (``tomllib``), apply ``--set`` overrides, validate, check plug-ins.
 
 Every failure is a :class:`~common.errors.ConfigError` whose message is one line naming the
-field, the value and what is allowed; all of it happens before Ray starts.
+field, the value and what is allowed; all of it happens before Ray starts. The checks live in
+:mod:`scenarios.checks` (plug-ins and data) and :mod:`scenarios.preflight` (the host: output
+directory, key files, GPUs); :func:`load_scenario` runs them all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pydantic import ValidationError
 from common.errors import ConfigError
 from common.schema import Scenario
 from common.validation import one_line
+from scenarios.checks import check_plugins
+from scenarios.preflight import check_environment
 
 
 def packaged_scenarios() -> list[str]:
@@ -37,11 +41,24 @@ def _read_toml(source: str | Path) -> dict[str, Any]:
             )
         text = packaged.read_text(encoding="utf-8")
     else:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"scenario {str(source)!r}: not valid TOML ({err})") from None
+
+
+def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise ConfigError(f"scenario: got {str(path)!r}; a directory, expected a TOML file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"scenario: got {str(path)!r}; not a UTF-8 text file (byte {err.start}), expected TOML"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"scenario: cannot read {str(path)!r}: {err.strerror}") from None
 
 
 def _parse_value(raw: str) -> Any:
@@ -82,7 +99,8 @@ def _deep_copy(value: Any) -> Any:
 
 
 def validate_document(document: Mapping[str, Any]) -> Scenario:
-    """Validate a parsed document into a :class:`Scenario` and check every plug-in it names.
+    """Validate a parsed document into a :class:`Scenario`, check every plug-in it names and
+    the data it deals (the host is :func:`scenarios.preflight.check_environment`'s).
 
     A missing ``seed`` is drawn once here and written into the resolved scenario, so every run
     is reproducible from its run directory.
@@ -98,90 +116,11 @@ def validate_document(document: Mapping[str, Any]) -> Scenario:
 
 
 def load_scenario(source: str | Path, overrides: Iterable[str] = ()) -> Scenario:
-    """Read, override, validate: the one entry point used by the CLI and the tests."""
-    return validate_document(apply_overrides(_read_toml(source), overrides))
+    """Read, override, validate, check the host: the one entry point of ``validate`` and ``run``.
 
-
-def check_plugins(scenario: Scenario) -> None:
-    """Resolve every registry name and validate plug-in parameters and bounds (stage 2)."""
-    # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
-    from attacks import attack_plan
-    from common.attack_schedule import select_malicious
-    from common.data.datasets import DATASETS
-    from common.data.partitioners import PARTITIONERS
-    from common.dp_checks import check_dp_shards
-    from common.learning.models import MODELS
-    from strategies import build_chain
-
-    data = scenario.data
-    DATASETS.resolve(data.dataset, "data.dataset")
-    PARTITIONERS.resolve(data.partition.scheme, "data.partition.scheme")
-    PARTITIONERS.parse_params(data.partition.scheme, data.partition.params, "data.partition.params")
-    MODELS.resolve(scenario.model.name, "model.name")
-
-    attack = scenario.attack
-    attack_plan(attack)  # every name, every parameter, and which kinds may be combined
-    malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
-    if attack.enabled and not malicious:
-        raise ConfigError(
-            f"attack.malicious: got {attack.malicious!r}; attack {attack.type!r} needs at least "
-            "one malicious client"
-        )
-    if len(malicious) >= data.num_clients:
-        raise ConfigError(
-            f"attack.malicious: got {attack.malicious!r}; at least one client must stay honest "
-            f"(data.num_clients = {data.num_clients})"
-        )
-
-    chain = build_chain(
-        scenario.defense.aggregator,
-        scenario.defense.params,
-        [(step.name, step.params) for step in scenario.defense.pre],
-    )
-    if chain.min_clients() > scenario.num_sampled:
-        raise ConfigError(
-            f"defense.aggregator: {chain.name} needs at least {chain.min_clients()} updates per "
-            f"round, but clients_per_round gives {scenario.num_sampled}"
-        )
-    _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
-    if scenario.defense.root_size:
-        from common.data.shards import dataset_of, root_indices
-
-        root_indices(scenario, dataset_of(scenario))  # the split must hold the root set
-    if scenario.dp.enabled:
-        scenario.dp.microbatch_size(scenario.train.batch_size)
-    check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
-    if scenario.dp.enabled and scenario.dp.mode == "central":
-        _check_central_dp(scenario)
-
-
-def _check_root_dataset(root_size: int, chain: str, needs_reference: bool) -> None:
-    """A rule scored against the server's own update needs a root dataset; others must not."""
-    if needs_reference and root_size == 0:
-        raise ConfigError(
-            f"defense.root_size: got 0; {chain} scores updates against the server's update on "
-            "its clean root dataset: set defense.root_size >= 1 (Cao et al. use 100)"
-        )
-    if root_size and not needs_reference:
-        raise ConfigError(
-            f"defense.root_size: got {root_size}; {chain} does not use a server root dataset "
-            "(only fltrust does): remove the field"
-        )
-
-
-def _check_central_dp(scenario: Scenario) -> None:
-    """Client-level DP is calibrated to the clipped *unweighted mean* of the sampled updates."""
-    defense = scenario.defense
-    if defense.aggregator != "fedavg" or defense.params.get("weighted", True) or defense.pre:
-        raise ConfigError(
-            f"dp.mode: got 'central' with defense.aggregator {defense.aggregator!r} "
-            f"(params {dict(defense.params)}, {len(defense.pre)} pre-steps); client-level DP noise "
-            "is calibrated to the clipped unweighted mean, so only fedavg with weighted = false "
-            "and no pre-steps is allowed (noise before a median or Krum has no stated guarantee)"
-        )
-    if scenario.integrity.enabled:
-        raise ConfigError(
-            "dp.mode: got 'central' with integrity.enabled = true; Flower's central-DP wrapper "
-            "clips the replies before the integrity gate sees them, which breaks their signed "
-            "digests: run the two in separate scenarios"
-        )
+    After it returns, everything a run needs has been checked or opened: plug-in names and
+    parameters, the dataset's files, the partition, the key files, the output directory, GPUs.
+    """
+    scenario = validate_document(apply_overrides(_read_toml(source), overrides))
+    check_environment(scenario)
+    return scenario

@@ -82,6 +82,9 @@ class FedAvg(StatelessRule, Weighting):
     array([2., 3.])
     """
 
+    # Unweighted, it is the plain mean that central DP's noise is calibrated to.
+    unweighted_mean_when = {"weighted": False}
+
     def aggregate(self, updates: Updates, num_examples: Counts) -> Aggregate:
         return fedavg(updates, num_examples, weighted=self.weighted)
 

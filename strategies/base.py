@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
@@ -61,6 +61,10 @@ class RuleStage(Params, Generic[S]):
     needs_reference: ClassVar[bool] = False
     """Whether :meth:`update` needs ``reference=``: the server's own ``(n_params,)`` update this
     round (FLTrust's root-dataset update), checked finite and of the right shape by the chain."""
+    unweighted_mean_when: ClassVar[Mapping[str, object] | None] = None
+    """Parameter values with which the rule returns the plain unweighted mean of its inputs,
+    the aggregate that client-level DP noise is calibrated to (McMahan et al. 2018); ``None``
+    if it never does. The scenario checks allow ``dp.mode = "central"`` only with such a rule."""
 
     def min_clients(self) -> int:
         """Smallest number of updates the rule's bound admits."""

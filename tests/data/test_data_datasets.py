@@ -26,6 +26,16 @@ def test_registry_lists_the_datasets() -> None:
     }
 
 
+def test_each_dataset_declares_its_files_and_split() -> None:
+    # load_dataset and `fedshield validate` read these declarations; they know no dataset by name.
+    sources = {name: DATASETS[name].target for name in DATASETS}
+    assert {name for name, source in sources.items() if source.seeded_split} == {"digits"}
+    assert dict(sources["digits"].files) == {}
+    assert list(sources["mnist"].files) == ["mnist.npz"]
+    assert list(sources["cifar10"].files) == ["cifar-10-batches-py.tar.gz"]
+    assert len(sources["fashion_mnist"].files) == 4
+
+
 def test_digits_split_sizes_shapes_dtypes_and_range() -> None:
     data = load_dataset("digits", test_fraction=0.2, seed=0)
     assert data.x_train.shape == (1437, 8, 8, 1)
