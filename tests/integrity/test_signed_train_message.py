@@ -21,7 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from clients.app import _attack_active, _broadcast_is_authentic, train
 from common import protocol as P
-from common.crypto.keys import TRUST_ENV, ClientTrust
+from common.crypto.keys import TRUST_ENV, ClientTrust, generate_keys
 from common.data.shards import malicious_clients
 from common.schema import Scenario
 from scenarios.loader import load_scenario
@@ -132,3 +132,27 @@ def test_the_untouched_message_is_authentic_only_at_its_recipient(
         assert not _broadcast_is_authentic(trust, node + 1, arrays, config)
         # An entry added on the link (anything the client might read) breaks it too.
         assert not _broadcast_is_authentic(trust, node, arrays, ConfigRecord({**config, "x": 1}))
+
+
+def test_seed_derived_keys_are_announced_first_and_recorded_in_the_summary(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    guard, _ = _messages(scenario, tmp_path / "seeded")
+    assert capsys.readouterr().out.splitlines() == [
+        "integrity: keys are seed-derived (no protection): the seed travels in every message, "
+        "so anyone can sign as server or client; use `fedshield keys generate` and "
+        "integrity.keys_dir"
+    ]
+    guard.start(WEIGHTS)
+    summary = guard.summary()
+    assert (summary["keys"], summary["ledger_rounds"]) == ("seed-derived (no protection)", 1)
+
+    keys = tmp_path / "keys"
+    generate_keys(keys, num_clients=NUM_CLIENTS)
+    with_files = scenario.model_copy(
+        update={"integrity": scenario.integrity.model_copy(update={"keys_dir": str(keys)})}
+    )
+    guard, _ = _messages(with_files, tmp_path / "files")
+    assert capsys.readouterr().out == ""
+    guard.start(WEIGHTS)
+    assert guard.summary()["keys"] == f"files in {keys}"
