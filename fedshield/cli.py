@@ -16,6 +16,26 @@ from common.errors import FedshieldError
 from common.tf_runtime import quiet_environment
 
 
+def _integrity_commands(commands: Any) -> None:
+    """``verify`` and ``keys generate`` (``commands``: the subparsers action of the parser)."""
+    verify = commands.add_parser(
+        "verify",
+        help="verify a run's signed ledger, checkpoints and head "
+        "(exit 0 ok, 1 tampered, 2 cannot read)",
+    )
+    verify.add_argument("run_dir")
+    verify.add_argument(
+        "--server-key", default=None, help="the server's public key (PEM) to check signatures with"
+    )
+    keys = commands.add_parser("keys", help="key tools")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_commands.add_parser(
+        "generate", help="write a server key pair and one per client (private keys 0600)"
+    )
+    generate.add_argument("directory")
+    generate.add_argument("--clients", type=int, required=True, help="number of clients")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedshield", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -52,22 +72,7 @@ def _parser() -> argparse.ArgumentParser:
             "scenarios",
         ],
     )
-    verify = commands.add_parser(
-        "verify",
-        help="verify a run's signed ledger, checkpoints and head "
-        "(exit 0 ok, 1 tampered, 2 cannot read)",
-    )
-    verify.add_argument("run_dir")
-    verify.add_argument(
-        "--server-key", default=None, help="the server's public key (PEM) to check signatures with"
-    )
-    keys = commands.add_parser("keys", help="key tools")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    generate = keys_commands.add_parser(
-        "generate", help="write a server key pair and one per client (private keys 0600)"
-    )
-    generate.add_argument("directory")
-    generate.add_argument("--clients", type=int, required=True, help="number of clients")
+    _integrity_commands(commands)
     watermark = commands.add_parser("watermark", help="watermark tools")
     wm_commands = watermark.add_subparsers(dest="watermark_command", required=True)
     wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
