@@ -107,3 +107,16 @@ def test_a_missing_run_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixt
     code, err = _verify(capsys, tmp_path / "nowhere")
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: cannot read this input: ")
+
+
+def test_a_missing_or_malformed_server_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_run(tmp_path / "run")
+    missing = tmp_path / "nope.pub"
+    assert main(["verify", str(tmp_path / "run"), "--server-key", str(missing)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {missing}: no such key file"]
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("not a key")
+    assert main(["verify", str(tmp_path / "run"), "--server-key", str(garbage)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {garbage}: not a PEM public key"]
