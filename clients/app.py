@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 
 from clients.poisoning import active_plan, poisoned_update, training_shard
 from common import protocol as P
-from common.crypto.keys import client_key, server_public_key
-from common.crypto.signing import check_broadcast
+from common.crypto.keys import ClientTrust, client_key
+from common.crypto.train_signing import check_train
 from common.data.shards import dataset_of, malicious_clients, partitions_of
 from common.learning.training import compiled_model, train_locally
 from common.schema import Scenario
@@ -45,19 +45,38 @@ def _refuse(message: Message, partition_id: int, reason: str) -> Message:
     return Message(content=content, reply_to=message)
 
 
+def _trust(message: Message) -> ClientTrust:
+    """The client's own trust anchor (set by the runner, or by a deployed SuperNode).
+
+    Only a client used outside a run (no ``FEDSHIELD_CLIENT_TRUST``) falls back on the
+    message's own scenario, which a network attacker could edit to switch the check off.
+    """
+    trust = ClientTrust.from_environment()
+    if trust is not None:
+        return trust
+    scenario = _scenario_of(message)
+    return ClientTrust.of(scenario.integrity, scenario.seed)
+
+
 def _broadcast_is_authentic(
-    scenario: Scenario, server_round: int, arrays: list[NDArray[np.float32]], config: ConfigRecord
+    trust: ClientTrust, node_id: int, arrays: list[NDArray[np.float32]], config: ConfigRecord
 ) -> bool:
-    """The received weights hash to the announced digest, which the server signed."""
+    """The server signed this very message: its round, this recipient, the received weights'
+    digest and every configuration entry the client will obey (the scenario JSON included)."""
+    server_round = config.get(P.SERVER_ROUND)
     digest, signature = config.get(P.GLOBAL_DIGEST), config.get(P.BROADCAST_SIGNATURE)
     return (
-        isinstance(digest, str)
+        isinstance(server_round, int)
+        and isinstance(digest, str)
         and isinstance(signature, bytes)
-        and check_broadcast(
-            server_public_key(scenario.integrity, run_seed=scenario.seed),
+        and check_train(
+            trust.server_public_key(),
             server_round=server_round,
+            node_id=node_id,
             arrays=arrays,
             global_digest=digest,
+            config=config,
+            exclude=(P.BROADCAST_SIGNATURE,),
             signature=signature,
         )
     )
@@ -66,16 +85,15 @@ def _broadcast_is_authentic(
 @app.train()
 def train(message: Message, context: Context) -> Message:
     """Train on the local shard and reply with new weights, metrics and signed digests."""
-    scenario = _scenario_of(message)
     config = message.content.config_records[P.CONFIG]
-    server_round = int(P.number(config, P.SERVER_ROUND))
     partition_id = int(context.node_config["partition-id"])
     base = message.content.array_records[P.ARRAYS].to_numpy_ndarrays()
-
-    if scenario.integrity.enabled and not _broadcast_is_authentic(
-        scenario, server_round, base, config
-    ):
+    # Verified before anything in the message is obeyed (the scenario is parsed only after).
+    trust = _trust(message)
+    if trust.signed and not _broadcast_is_authentic(trust, context.node_id, base, config):
         return _refuse(message, partition_id, "unauthentic_broadcast")
+    scenario = _scenario_of(message)
+    server_round = int(P.number(config, P.SERVER_ROUND))
 
     plan = active_plan(scenario, partition_id, server_round)
     x, y = training_shard(scenario, partition_id, plan)

@@ -1,4 +1,4 @@
-"""``fedshield`` command line: run, validate, list, verify, watermark verify.
+"""``fedshield`` command line: run, validate, list, verify, keys generate, watermark verify.
 
 Every user error is a :class:`FedshieldError` printed on one line (``error: ...``) with exit
 code 2; nothing reaches TensorFlow or Ray before the scenario has been validated.
@@ -14,6 +14,26 @@ from typing import Any
 
 from common.errors import FedshieldError
 from common.tf_runtime import quiet_environment
+
+
+def _integrity_commands(commands: Any) -> None:
+    """``verify`` and ``keys generate`` (``commands``: the subparsers action of the parser)."""
+    verify = commands.add_parser(
+        "verify",
+        help="verify a run's signed ledger, checkpoints and head "
+        "(exit 0 ok, 1 tampered, 2 cannot read)",
+    )
+    verify.add_argument("run_dir")
+    verify.add_argument(
+        "--server-key", default=None, help="the server's public key (PEM) to check signatures with"
+    )
+    keys = commands.add_parser("keys", help="key tools")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_commands.add_parser(
+        "generate", help="write a server key pair and one per client (private keys 0600)"
+    )
+    generate.add_argument("directory")
+    generate.add_argument("--clients", type=int, required=True, help="number of clients")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,8 +72,7 @@ def _parser() -> argparse.ArgumentParser:
             "scenarios",
         ],
     )
-    verify = commands.add_parser("verify", help="verify a run directory's ledger and checkpoints")
-    verify.add_argument("run_dir")
+    _integrity_commands(commands)
     watermark = commands.add_parser("watermark", help="watermark tools")
     wm_commands = watermark.add_subparsers(dest="watermark_command", required=True)
     wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
@@ -126,15 +145,42 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from server.integrity.ledger import verify_run
+    from common.crypto.signing import key_fingerprint, load_public
+    from server.integrity.ledger_verify import Unreadable, run_server_key, verify_run
 
-    report = verify_run(args.run_dir)
-    if report.ok:
-        print(f"ok: ledger chain and checkpoints of {args.run_dir} verify")
-        return 0
-    where = "" if report.first_bad_round is None else f" at round {report.first_bad_round}"
-    print(f"FAILED{where}: {report.reason}")
-    return 1
+    try:
+        key, where = (
+            (load_public(args.server_key), "given by --server-key")
+            if args.server_key is not None
+            else run_server_key(args.run_dir)
+        )
+    except Unreadable as err:
+        print(f"error: cannot read this input: {err}", file=sys.stderr)
+        return 2
+    report = verify_run(args.run_dir, key)
+    if report.status == "unreadable":
+        print(f"error: cannot read this input: {report.reason}", file=sys.stderr)
+        return 2
+    if not report.ok:
+        where_bad = "" if report.first_bad_round is None else f" at round {report.first_bad_round}"
+        print(f"FAILED{where_bad}: {report.reason}")
+        return 1
+    print(
+        f"ok: {report.rounds} rounds, head {report.head_hash} (as summary.json records), "
+        f"signed by server key {key_fingerprint(key)} ({where})"
+    )
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from common.crypto.keys import generate_keys
+
+    written = generate_keys(args.directory, num_clients=args.clients)
+    print(
+        f"ok: wrote {len(written) // 2} key pairs to {args.directory} (private keys 0600); "
+        "set integrity.keys_dir to it"
+    )
+    return 0
 
 
 def _cmd_watermark(args: argparse.Namespace) -> int:
@@ -154,6 +200,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "list": _cmd_list,
     "verify": _cmd_verify,
+    "keys": _cmd_keys,
     "watermark": _cmd_watermark,
 }
 

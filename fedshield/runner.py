@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.crypto.keys import ClientTrust
 from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
@@ -75,6 +76,9 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
 
     from clients.app import app as client_app
     from server.app import RunOutcome, build_server_app
+
+    # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
+    os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
 
     run_dir = new_run_dir(scenario)
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))

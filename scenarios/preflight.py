@@ -65,21 +65,20 @@ def _key_loads(scenario: Scenario) -> Iterator[tuple[str, Callable[[], object]]]
 def check_keys(scenario: Scenario) -> None:
     """Open every key a run reads from ``integrity.keys_dir`` (a server's and each client's)."""
     keys_dir = scenario.integrity.keys_dir
+    needed = (
+        "it must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to "
+        f"{scenario.data.num_clients - 1}, private keys readable by their owner only"
+    )
     for name, load in _key_loads(scenario):
         try:
             load()
         except OSError as err:
             raise ConfigError(
-                f"integrity.keys_dir: got {keys_dir!r}; cannot read {name} ({err.strerror}): it "
-                "must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to "
-                f"{scenario.data.num_clients - 1}"
+                f"integrity.keys_dir: got {keys_dir!r}; cannot read {name} ({err.strerror}): "
+                f"{needed}"
             ) from None
-        except FedshieldError as err:  # the loaders' own one-line refusal (key type, mode)
-            raise ConfigError(f"integrity.keys_dir: got {keys_dir!r}; {err}") from None
-        except (ValueError, TypeError):  # cryptography's answer to a file that is not PEM
-            raise ConfigError(
-                f"integrity.keys_dir: got {keys_dir!r}; {name} is not an Ed25519 key in PEM format"
-            ) from None
+        except FedshieldError as err:  # the loaders' own one-line refusal (missing, PEM, mode)
+            raise ConfigError(f"integrity.keys_dir: got {keys_dir!r}; {err}: {needed}") from None
 
 
 def check_gpus(num_gpus: float) -> None:

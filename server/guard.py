@@ -7,7 +7,7 @@ the detection scores of the final summary, never in a decision.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 
 from common import protocol as P
 from common.crypto.digest import digest_arrays
-from common.crypto.keys import client_public_keys, server_key
-from common.crypto.signing import sign_broadcast
+from common.crypto.keys import SEED_DERIVED, client_public_keys, key_source, server_key
+from common.crypto.train_signing import sign_train
 from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_seed
@@ -26,7 +26,8 @@ from server.evaluation import Evaluator
 from server.integrity.detection import detection_scores
 from server.integrity.gate import GateState, Verdict, run_gate
 from server.integrity.integrity_log import IntegrityLog
-from server.integrity.ledger import RunLedger, verify_run
+from server.integrity.ledger import RunLedger
+from server.integrity.ledger_verify import verify_run
 from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
 
 WATERMARK_KEY_FILE = "watermark_key.json"
@@ -52,12 +53,19 @@ class IntegrityGuard:
         self.config = scenario.integrity
         self.malicious = malicious
         self.key = server_key(self.config, run_seed=scenario.seed)
+        if self.config.keys_dir is None:  # said on the run's first line, not only in docs
+            print(
+                f"integrity: keys are {SEED_DERIVED}: the seed travels in every message, so "
+                "anyone can sign as server or client; use `fedshield keys generate` and "
+                "integrity.keys_dir",
+                flush=True,
+            )
         self.public_keys = client_public_keys(
             self.config, run_seed=scenario.seed, partition_ids=range(scenario.data.num_clients)
         )
         self.state = GateState()
         self.run_dir = run_dir
-        self.ledger = RunLedger(run_dir)
+        self.ledger = RunLedger(run_dir, key=self.key)
         self.log = IntegrityLog(run_dir)
         self.flagged_by_round: dict[int, list[int]] = {}
         self.digests: dict[int, str] = {}
@@ -124,15 +132,25 @@ class IntegrityGuard:
     def broadcast_fields(
         self, server_round: int, arrays: list[NDArray[np.float32]]
     ) -> dict[str, Any]:
-        """Digest and server signature sent with the round's global weights."""
+        """The digest of the round's global weights, announced in every train message."""
         digest = digest_arrays(arrays)
         self.digests[server_round] = digest
-        return {
-            P.GLOBAL_DIGEST: digest,
-            P.BROADCAST_SIGNATURE: sign_broadcast(
-                self.key, server_round=server_round, global_digest=digest
-            ),
-        }
+        return {P.GLOBAL_DIGEST: digest}
+
+    def train_signature(
+        self, server_round: int, node_id: int, config: Mapping[str, object]
+    ) -> dict[str, bytes]:
+        """The server's signature over one train message: round, recipient ``node_id``, global
+        digest and every entry of ``config`` exactly as sent (see ``train_signing``)."""
+        signature = sign_train(
+            self.key,
+            server_round=server_round,
+            node_id=node_id,
+            global_digest=self.digests[server_round],
+            config=config,
+            exclude=(P.BROADCAST_SIGNATURE,),
+        )
+        return {P.BROADCAST_SIGNATURE: signature}
 
     def check(
         self,
@@ -198,11 +216,12 @@ class IntegrityGuard:
         return dict(self.watermark_rounds.get(server_round, {}))
 
     def summary(self) -> dict[str, Any]:
-        """Detection quality against ground truth (metrics layer only) and the ledger head."""
-        report = verify_run(self.run_dir)
+        """Detection quality against ground truth (metrics layer only), the key source and the
+        ledger's signed head, which ``fedshield verify`` checks the chain's end against."""
+        report = verify_run(self.run_dir, self.key.public_key, check_head=False)
         return {
             "detection": detection_scores(self.flagged_by_round, self.malicious),
+            "keys": key_source(self.config),
             "ledger_verified": report.ok,
-            "ledger_head_hash": report.head_hash,
-            "ledger_rounds": report.rounds,
+            **self.ledger.head(),
         }

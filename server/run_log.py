@@ -106,8 +106,13 @@ class RunLog:
             "malicious_clients": sorted(self.malicious),
             **summary,
         }
-        if "attack_success_rate" in rows[-1]:
-            summary["final_attack_success_rate"] = rows[-1]["attack_success_rate"]
+        for key in (
+            "attack_success_rate",
+            "attack_success_baseline",
+            "attack_success_above_baseline",
+        ):
+            if key in rows[-1]:
+                summary[f"final_{key}"] = rows[-1][key]
         atomic_write_json(self.run_dir / "summary.json", summary)
         plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
         return summary

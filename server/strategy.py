@@ -125,11 +125,19 @@ class FedshieldStrategy(FedAvg):
         for partition_id in sampled:
             sent = self.adversary.downlink(server_round, partition_id, self._global)
             payload = arrays if sent is self._global else ArrayRecord(sent)
+            node = self.nodes[partition_id]
+            signed = (  # the whole message a client obeys, for this recipient only
+                config
+                if self.guard is None
+                else ConfigRecord(
+                    {**config, **self.guard.train_signature(server_round, node, config)}
+                )
+            )
             messages.append(
                 Message(
-                    content=RecordDict({P.ARRAYS: payload, P.CONFIG: config}),
+                    content=RecordDict({P.ARRAYS: payload, P.CONFIG: signed}),
                     message_type=MessageType.TRAIN,
-                    dst_node_id=self.nodes[partition_id],
+                    dst_node_id=node,
                 )
             )
         return messages

@@ -41,7 +41,7 @@ def test_ipm_colluders_are_accepted_by_the_gate_and_median_still_trains(tmp_path
         assert row["sampled"] == [0, 1, 2, 3, 4] and row["sampled_malicious"] == malicious
         # Every forged reply carried a valid signature of its own client: nothing rejected.
         assert (row["num_accepted"], row["num_rejected"], row["skipped"]) == (5, 0, None)
-        assert row["attack"] == {}
+        assert row["attack"] == {"epsilon": 0.5}  # IPM's own diagnostics reach the metrics
     gate = [json.loads(line) for line in (run_dir / "integrity.jsonl").read_text().splitlines()]
     assert [g["accepted"] for g in gate] == [5, 5]
     # The median of three honest and two forged rows follows the honest majority.

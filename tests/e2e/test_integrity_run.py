@@ -1,7 +1,9 @@
 """Integrity end to end: one tiny run of the shipped ``integrity_transit_on`` scenario on Ray.
 
 4 clients, 2 rounds, a keyless man in the middle adding noise to one client's uplink, the gate
-and the WAFFLE watermark on. One run only (Ray starts in about 10 s); every check after it
+and the WAFFLE watermark on, keys from ``fedshield keys generate`` (as a deployment would have
+them, so the Ray workers load their own 0600 key files and take their trust anchor from the
+runner's environment). One run only (Ray starts in about 10 s); every check after it
 (``fedshield verify``, ``fedshield watermark verify``, edited ledger and checkpoint) is offline.
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from common.attack_schedule import select_malicious
+from common.crypto.signing import KeyPair, key_fingerprint, load_public
 from common.results import read_jsonl
 from fedshield.cli import main
 from server.integrity.ledger import LEDGER_FILE, checkpoint_name
@@ -25,7 +28,14 @@ NUM_TRIGGERS = 20
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    assert main(["keys", "generate", str(directory), "--clients", str(NUM_CLIENTS)]) == 0
+    return directory
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Path:
     """The one Ray run of this module; the tests below only read it (or edit a copy)."""
     output = tmp_path_factory.mktemp("runs")
     code = main(
@@ -33,6 +43,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "run",
             "integrity_transit_on",
             *("--set", f'output="{output}"'),
+            *("--set", f'integrity.keys_dir="{keys_dir}"'),
             *("--set", f"data.num_clients={NUM_CLIENTS}"),
             *("--set", f"rounds={ROUNDS}"),
             *("--set", "train.local_epochs=1"),
@@ -59,7 +70,9 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]
     return code, capsys.readouterr().out.splitlines()
 
 
-def test_tampered_uplink_is_rejected_every_round_and_rounds_complete(run_dir: Path) -> None:
+def test_tampered_uplink_is_rejected_every_round_and_rounds_complete(
+    run_dir: Path, keys_dir: Path
+) -> None:
     (bad,) = _malicious()
     honest = [p for p in range(NUM_CLIENTS) if p != bad]
     rows = read_jsonl(run_dir / "metrics.jsonl")
@@ -91,6 +104,8 @@ def test_tampered_uplink_is_rejected_every_round_and_rounds_complete(run_dir: Pa
     integrity = summary["integrity"]
     assert (integrity["ledger_verified"], integrity["ledger_rounds"]) == (True, ROUNDS + 1)
     assert integrity["ledger_head_hash"] == ledger[-1]["entry_hash"]
+    assert integrity["ledger_run"] == run_dir.name
+    assert integrity["keys"] == f"files in {keys_dir}"
     detection = integrity["detection"]
     assert (detection["precision"], detection["recall"], detection["f1"]) == (1.0, 1.0, 1.0)
     assert (detection["true_positive_events"], detection["false_positive_events"]) == (2.0, 0.0)
@@ -106,10 +121,25 @@ def test_watermark_is_restored_every_round(run_dir: Path) -> None:
     assert rows[0]["watermark_epochs"] >= 1  # the random initial model had to be watermarked
 
 
-def test_verify_accepts_the_run(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(capsys, "verify", str(run_dir)) == (
+def test_verify_accepts_the_run_with_the_server_key(
+    run_dir: Path, keys_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public = keys_dir / "server_0000.pub"
+    head = json.loads((run_dir / "summary.json").read_text())["integrity"]["ledger_head_hash"]
+    fingerprint = key_fingerprint(load_public(public))
+    assert _cli(capsys, "verify", str(run_dir), "--server-key", str(public)) == (
         0,
-        [f"ok: ledger chain and checkpoints of {run_dir} verify"],
+        [
+            f"ok: {ROUNDS + 1} rounds, head {head} (as summary.json records), signed by server "
+            f"key {fingerprint} (given by --server-key)"
+        ],
+    )
+    # A key of another deployment does not verify the same run.
+    other = KeyPair.generate("server").save(keys_dir.parent / "other")[1]
+    code, out = _cli(capsys, "verify", str(run_dir), "--server-key", str(other))
+    assert (code, out) == (
+        1,
+        ["FAILED at round 0: entry signature does not verify with the server key"],
     )
 
 
@@ -125,9 +155,13 @@ def test_verify_names_the_round_whose_ledger_entry_was_edited(
     try:
         ledger.write_bytes(bytes(edited))
         code, out = _cli(capsys, "verify", str(run_dir))
+        ledger.write_bytes(b"".join(original.splitlines(keepends=True)[:ROUNDS]))  # truncated
+        truncated = _cli(capsys, "verify", str(run_dir))
     finally:
         ledger.write_bytes(original)
-    assert (code, out) == (1, ["FAILED at round 1: round 1: entry hash does not match its content"])
+    assert (code, out) == (1, ["FAILED at round 1: entry hash does not match its content"])
+    problem = f"missing: summary.json's signed head has {ROUNDS + 1} rounds (ledger truncated)"
+    assert truncated == (1, [f"FAILED at round {ROUNDS}: {problem}"])
 
 
 def test_verify_names_the_round_whose_checkpoint_was_edited(
@@ -143,7 +177,7 @@ def test_verify_names_the_round_whose_checkpoint_was_edited(
     finally:
         checkpoint.write_bytes(original)
     problem = "checkpoint file digest does not match the entry"
-    assert (code, out) == (1, [f"FAILED at round {ROUNDS}: round {ROUNDS}: {problem}"])
+    assert (code, out) == (1, [f"FAILED at round {ROUNDS}: {problem}"])
 
 
 def test_watermark_verify_accepts_the_owner_key_and_refuses_another(

@@ -17,15 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from common.crypto.digest import digest_arrays
-from common.crypto.signing import (
-    KeyPair,
-    check_broadcast,
-    load_public,
-    sign_broadcast,
-    sign_reply,
-    verify_broadcast,
-    verify_reply,
-)
+from common.crypto.ledger_signing import sign_ledger_entry, sign_ledger_head, verify_ledger_head
+from common.crypto.signing import KeyPair, load_public, sign_reply, verify_reply
+from common.crypto.train_signing import check_train, sign_train
 from common.errors import IntegrityError
 from tests.integrity._builders import F32, global_model
 
@@ -127,17 +121,6 @@ def test_every_reply_field_is_bound_by_the_signature() -> None:
     assert not REPLY.verify(other.public_key, signature)
 
 
-def test_domain_separation_between_broadcast_and_reply() -> None:
-    key = KeyPair.from_seed(1, "server")
-    broadcast = sign_broadcast(key, server_round=3, global_digest=D1)
-    assert verify_broadcast(key.public_key, server_round=3, global_digest=D1, signature=broadcast)
-    assert not verify_broadcast(key.public_key, server_round=2, global_digest=D1,
-                                signature=broadcast)  # fmt: skip
-    assert not REPLY.verify(key.public_key, broadcast)
-    reply = REPLY.sign(key)
-    assert not verify_broadcast(key.public_key, server_round=3, global_digest=D1, signature=reply)
-
-
 @pytest.mark.parametrize(
     "bad",
     [
@@ -154,20 +137,76 @@ def test_malformed_claims_fail_verification_and_cannot_be_signed(bad: Claims) ->
         bad.sign(key)
 
 
-def test_altered_broadcast_is_detected_by_the_client_in_200_trials() -> None:
+NODE = 2**63 + 9
+CONFIG = {"server-round": 3, "scenario": '{"seed": 1}', "global-digest": D1}
+
+
+def _train_ok(
+    key: Ed25519PublicKey, signature: bytes, arrays: list[F32], **changes: object
+) -> bool:
+    fields: dict[str, object] = {"server_round": 3, "node_id": NODE, "global_digest": D1}
+    fields.update(changes)
+    return check_train(key, arrays=arrays, config=fields.pop("config", CONFIG), exclude=("sig",),
+                       signature=signature, **fields)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_domain_separation_between_train_reply_and_ledger_signatures() -> None:
+    key = KeyPair.from_seed(1, "server")
+    arrays = global_model(3)
+    config = {**CONFIG, "global-digest": digest_arrays(arrays)}
+    train = sign_train(key, server_round=3, node_id=NODE, global_digest=digest_arrays(arrays),
+                       config=config)  # fmt: skip
+    assert _train_ok(key.public_key, train, arrays, global_digest=digest_arrays(arrays),
+                     config=config)  # fmt: skip
+    assert not REPLY.verify(key.public_key, train)
+    reply = REPLY.sign(key)
+    assert not _train_ok(key.public_key, reply, arrays, global_digest=digest_arrays(arrays),
+                         config=config)  # fmt: skip
+    entry = sign_ledger_entry(key, D1)
+    assert not verify_ledger_head(key.public_key, run="", rounds=0, head_hash=D1, signature=entry)
+    head = sign_ledger_head(key, run="r", rounds=2, head_hash=D1)
+    assert verify_ledger_head(key.public_key, run="r", rounds=2, head_hash=D1, signature=head)
+    assert not verify_ledger_head(key.public_key, run="r", rounds=1, head_hash=D1, signature=head)
+    assert not verify_ledger_head(key.public_key, run="s", rounds=2, head_hash=D1, signature=head)
+
+
+def test_every_part_of_the_train_message_is_bound_by_the_signature() -> None:
+    key = KeyPair.from_seed(9, "server")
+    arrays = global_model(3)
+    digest = digest_arrays(arrays)
+    config = {**CONFIG, "global-digest": digest, "flag": True, "lr": 0.1, "raw": b"\x00"}
+    signature = sign_train(key, server_round=3, node_id=NODE, global_digest=digest, config=config)
+    assert _train_ok(key.public_key, signature, arrays, global_digest=digest, config=config)
+    # The signature itself travels in the record, under an excluded key.
+    with_sig = {**config, "sig": signature}
+    assert _train_ok(key.public_key, signature, arrays, global_digest=digest, config=with_sig)
+    edits: list[dict[str, object]] = [
+        {"server_round": 4},
+        {"node_id": NODE + 1},
+        {"config": {**config, "scenario": '{"seed": 2}'}},
+        {"config": {**config, "flag": 1}},  # same value, another type
+        {"config": {**config, "lr": -0.1}},
+        {"config": {**config, "extra": ""}},  # an added entry
+        {"config": {k: v for k, v in config.items() if k != "raw"}},  # a removed one
+    ]
+    for edit in edits:
+        assert not _train_ok(key.public_key, signature, arrays, global_digest=digest, **edit)
+    assert not _train_ok(KeyPair.from_seed(9, "client").public_key, signature, arrays,
+                         global_digest=digest, config=config)  # fmt: skip
+
+
+def test_altered_weights_are_detected_by_the_client_in_200_trials() -> None:
     server = KeyPair.from_seed(9, "server")
     arrays = global_model(3)
     digest = digest_arrays(arrays)
-    signature = sign_broadcast(server, server_round=5, global_digest=digest)
+    config = {**CONFIG, "global-digest": digest}
+    signature = sign_train(server, server_round=3, node_id=NODE, global_digest=digest,
+                           config=config)  # fmt: skip
 
     def accepted(arrays: list[F32], claimed_digest: str) -> bool:
-        return check_broadcast(
-            server.public_key,
-            server_round=5,
-            arrays=arrays,
-            global_digest=claimed_digest,
-            signature=signature,
-        )
+        claimed = {**config, "global-digest": claimed_digest}
+        return _train_ok(server.public_key, signature, arrays, global_digest=claimed_digest,
+                         config=claimed)  # fmt: skip
 
     assert accepted(arrays, digest)
     rng = np.random.default_rng(11)

@@ -17,7 +17,10 @@ from pathlib import Path
 from common.crypto.signing import KeyPair
 
 NAME_300 = "a" * 300
-MISSING_KEYS = "it must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to 9"
+MISSING_KEYS = (
+    "it must hold server_0000.key/.pub and client_NNNN.key/.pub for every client 0 to 9, "
+    "private keys readable by their owner only"
+)
 
 
 @dataclass(frozen=True)
@@ -131,20 +134,20 @@ CASES: tuple[BadInput, ...] = (
     BadInput(
         "`integrity.keys_dir` that does not exist",
         _q(*_KEYS, 'integrity.keys_dir="{tmp}/nokeys"'),
-        "error: integrity.keys_dir: got '{tmp}/nokeys'; cannot read server_0000.key (No such "
-        f"file or directory): {MISSING_KEYS}",
+        "error: integrity.keys_dir: got '{tmp}/nokeys'; {tmp}/nokeys/server_0000.key: no such "
+        f"key file: {MISSING_KEYS}",
     ),
     BadInput(
         "`integrity.keys_dir` without `client_0003.pub`",
         _q(*_KEYS, 'integrity.keys_dir="{tmp}/keys"'),
-        "error: integrity.keys_dir: got '{tmp}/keys'; cannot read client_0003.pub (No such "
-        f"file or directory): {MISSING_KEYS}",
+        "error: integrity.keys_dir: got '{tmp}/keys'; {tmp}/keys/client_0003.pub: no such key "
+        f"file: {MISSING_KEYS}",
     ),
     BadInput(
         "`integrity.keys_dir` with a `client_0005.key` that is not a key",
         _q(*_KEYS, 'integrity.keys_dir="{tmp}/badkeys"'),
-        "error: integrity.keys_dir: got '{tmp}/badkeys'; client_0005.key is not an Ed25519 key "
-        "in PEM format",
+        "error: integrity.keys_dir: got '{tmp}/badkeys'; {tmp}/badkeys/client_0005.key: not a PEM "
+        f"private key: {MISSING_KEYS}",
     ),
     BadInput(
         "`output` is a file",

@@ -17,7 +17,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
 from common import protocol as P
 from common.crypto.keys import client_key, server_public_key
-from common.crypto.signing import KeyPair, check_broadcast
+from common.crypto.signing import KeyPair
+from common.crypto.train_signing import check_train
 from common.data.shards import malicious_clients
 from common.schema import Scenario
 from scenarios.loader import load_scenario
@@ -58,12 +59,19 @@ def test_every_client_can_check_the_signed_broadcast(tmp_path: Path) -> None:
         arrays = message.content.array_records[P.ARRAYS].to_numpy_ndarrays()
         digest, signature = config[P.GLOBAL_DIGEST], config[P.BROADCAST_SIGNATURE]
         assert isinstance(digest, str) and isinstance(signature, bytes)
-        assert check_broadcast(
-            public, server_round=1, arrays=arrays, global_digest=digest, signature=signature
-        )
-        assert not check_broadcast(
-            public, server_round=2, arrays=arrays, global_digest=digest, signature=signature
-        )
+        node_id = message.metadata.dst_node_id
+        for server_round, node, valid in ((1, node_id, True), (2, node_id, False),
+                                          (1, node_id + 1, False)):  # fmt: skip
+            assert valid == check_train(
+                public,
+                server_round=server_round,
+                node_id=node,
+                arrays=arrays,
+                global_digest=digest,
+                config=config,
+                exclude=(P.BROADCAST_SIGNATURE,),
+                signature=signature,
+            )
 
 
 def test_a_wire_adversary_is_caught_and_the_ledger_verifies(tmp_path: Path) -> None:
