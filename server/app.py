@@ -105,7 +105,9 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     log = RunLog(run_dir, scenario, malicious)
 
-    nodes = discover_partitions(grid, scenario, timeout=scenario.simulation.round_timeout)
+    nodes, shard_sizes = discover_partitions(
+        grid, scenario, timeout=scenario.simulation.round_timeout
+    )
     strategy = FedshieldStrategy(
         scenario=scenario,
         nodes=nodes,
@@ -116,7 +118,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
     )
     if guard is not None:
-        weights = guard.start(weights)
+        weights = guard.start(weights, shard_sizes=shard_sizes)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         current = arrays.to_numpy_ndarrays()

@@ -55,6 +55,7 @@ class IntegrityGuard:
             self.config, run_seed=scenario.seed, partition_ids=range(scenario.data.num_clients)
         )
         self.state = GateState()
+        self.shard_sizes: dict[int, int] = {}
         self.run_dir = run_dir
         self.ledger = RunLedger(run_dir)
         self.log = IntegrityLog(run_dir)
@@ -106,8 +107,15 @@ class IntegrityGuard:
         }
         return [np.asarray(w, np.float32) for w in self.model.get_weights()]
 
-    def start(self, weights: list[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
-        """Round 0: watermark the initial model, record it in the ledger."""
+    def start(
+        self, weights: list[NDArray[np.float32]], *, shard_sizes: Mapping[int, int]
+    ) -> list[NDArray[np.float32]]:
+        """Round 0: keep the handshake's shard sizes, watermark the initial model, ledger it.
+
+        ``shard_sizes`` (partition -> examples, as each node reported it at the handshake)
+        bounds every later ``num_examples`` claim (``server/integrity/claims.py``).
+        """
+        self.shard_sizes = dict(shard_sizes)
         weights = self._embed(0, weights)
         aggregator, params = self._defense()
         self.ledger.record_round(
@@ -167,6 +175,7 @@ class IntegrityGuard:
             global_digest=self.digests[server_round],
             public_keys=self.public_keys,
             state=self.state,
+            shard_sizes=self.shard_sizes,
         )
         self.state = result.state
         self._verdicts = result.verdicts

@@ -12,7 +12,9 @@ short stable string, and the policy that decides its action is in brackets):
    ``missing_signature`` / ``unknown_client`` / ``bad_signature`` [signature].
 3. ``digest_mismatch`` [signature]: the arrays do not hash to the signed ``update_digest``
    (changed in transit: bit flip, noise, swapped layers).
-4. ``bad_num_examples`` / ``shape_mismatch`` / ``dtype_mismatch`` [shape] against the global.
+4. ``bad_num_examples`` / ``shape_mismatch`` / ``dtype_mismatch`` [shape] against the global;
+   ``num_examples_above_shard`` [num_examples]: more examples claimed than the handshake's
+   shard size (``claims.py``; only when ``shard_sizes`` is given).
 5. ``non_finite`` [non_finite]: a NaN or infinity anywhere.
 6. ``norm_above_cap`` [norm]: ``||w_i - w_g||_2 > max_norm``.
 7. ``norm_above_ratio`` [norm]: ``||w_i - w_g||_2 > k * median_j ||w_j - w_g||_2`` over the
@@ -49,6 +51,7 @@ from server.integrity._delta_maths import (
     digest_and_delta_sq_norm,
     leave_one_out_cosines,
 )
+from server.integrity.claims import num_examples_failure
 
 Decision = Literal["accepted", "flagged", "rejected", "quarantined"]
 
@@ -206,6 +209,7 @@ def run_gate(
     global_digest: str,
     public_keys: Mapping[int, PublicKey],
     state: GateState,
+    shard_sizes: Mapping[int, int] | None = None,
 ) -> GateResult:
     """Run every check of the module docstring on one round's replies; inputs are only read.
 
@@ -243,6 +247,9 @@ def run_gate(
             failed.append(("digest_mismatch", config.signature))
         if structure_reason is not None:
             failed.append((structure_reason, config.shape))
+        claim_reason = num_examples_failure(reply.partition_id, reply.num_examples, shard_sizes)
+        if claim_reason is not None:
+            failed.append((claim_reason, config.num_examples))
         if _dropped(failed):
             continue
         # A non-finite sum means a NaN/Inf input or, rarely, an overflowing huge delta: only
