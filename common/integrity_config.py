@@ -42,6 +42,10 @@ class WatermarkConfig(Params):
     """SGD learning rate of the server-side retraining."""
     verify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     """Trigger accuracy above which a model is declared watermarked (chance is 1/classes)."""
+    key_file: str | None = None
+    """Where the secret key is written (0600, atomically; a symlink is refused). It must lie
+    outside the run directory, which keeps only the key's hash. ``None``:
+    ``~/.fedshield/watermark_keys/<run directory name>.json``."""
 
 
 class IntegrityConfig(Params):

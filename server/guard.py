@@ -19,17 +19,22 @@ from common import protocol as P
 from common.crypto.digest import digest_arrays
 from common.crypto.keys import client_public_keys, server_key
 from common.crypto.signing import sign_broadcast
+from common.results import atomic_write_json
 from common.schema import Scenario
-from common.seeding import derive_seed
 from server.evaluation import Evaluator
 from server.integrity.detection import detection_scores
 from server.integrity.gate import GateState, SignedReply, Verdict, run_gate
 from server.integrity.integrity_log import IntegrityLog
 from server.integrity.ledger import RunLedger, verify_run
-from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
+from server.integrity.watermark import (
+    WatermarkKey,
+    embed,
+    watermark_accuracy,
+    watermark_key_path,
+)
 from server.replies import ClientReply
 
-WATERMARK_KEY_FILE = "watermark_key.json"
+WATERMARK_COMMITMENT_FILE = "watermark_commitment.json"
 
 
 @dataclass(frozen=True)
@@ -66,18 +71,32 @@ class IntegrityGuard:
         self.model = evaluator.model  # the server's model, reused for watermark retraining
         self.watermark: WatermarkKey | None = None
         self.watermark_rounds: dict[int, dict[str, float]] = {}
-        wm = self.config.watermark
-        if wm.enabled:
-            dataset = evaluator.dataset
-            # Seed-derived so a run is reproducible; a deployment keeps this key file secret.
-            self.watermark = WatermarkKey(
-                seed=derive_seed(scenario.seed, "watermark"),
-                num_triggers=wm.num_triggers,
-                input_shape=dataset.input_shape,
-                num_classes=dataset.num_classes,
-                model_name=scenario.model.name,
-            )
-            self.watermark.save(run_dir / WATERMARK_KEY_FILE)
+        self.watermark_key_file: Path | None = None
+        if self.config.watermark.enabled:
+            self._create_watermark_key(evaluator)
+
+    def _create_watermark_key(self, evaluator: Evaluator) -> None:
+        """A CSPRNG key, stored outside the run directory; the run keeps only its hash.
+
+        Whoever reads the run directory (clients get the scenario, a storage attacker gets
+        everything) learns nothing that regenerates the trigger set.
+        """
+        dataset = evaluator.dataset
+        self.watermark = WatermarkKey.generate(
+            num_triggers=self.config.watermark.num_triggers,
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
+            model_name=self.scenario.model.name,
+        )
+        path = watermark_key_path(self.config.watermark.key_file, self.run_dir)
+        self.watermark.save(path)
+        self.watermark_key_file = path
+        commitment = {
+            "scheme": self.watermark.scheme,
+            "key_sha256": self.watermark.commitment(),
+            "key_file": str(path),
+        }
+        atomic_write_json(self.run_dir / WATERMARK_COMMITMENT_FILE, commitment)
 
     def _defense(self) -> tuple[str, dict[str, Any]]:
         defense = self.scenario.defense
@@ -220,7 +239,16 @@ class IntegrityGuard:
     def summary(self) -> dict[str, Any]:
         """Detection quality against ground truth (metrics layer only) and the ledger head."""
         report = verify_run(self.run_dir)
+        watermark = (
+            {}
+            if self.watermark is None
+            else {
+                "watermark_key_sha256": self.watermark.commitment(),
+                "watermark_key_file": str(self.watermark_key_file),
+            }
+        )
         return {
+            **watermark,
             "detection": detection_scores(self.flagged_by_round, self.malicious),
             "ledger_verified": report.ok,
             "ledger_head_hash": report.head_hash,

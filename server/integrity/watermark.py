@@ -22,7 +22,9 @@ Inputs are expected in ``[0, 1]`` (the digits loader scales ``x / 16``).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +36,7 @@ from pydantic import Field, ValidationError
 from common.errors import ConfigError
 from common.learning.models import build_model
 from common.registry import Params
+from common.results import atomic_write
 from common.validation import one_line
 from server.integrity.checkpoint import load_checkpoint
 
@@ -60,17 +63,74 @@ class WatermarkKey(Params):
         images = (1.0 - self.pattern_weight) * background + self.pattern_weight * patterns[labels]
         return np.clip(images, 0.0, 1.0).astype(np.float32), labels
 
+    @classmethod
+    def generate(
+        cls, *, num_triggers: int, input_shape: tuple[int, ...], num_classes: int, model_name: str
+    ) -> WatermarkKey:
+        """A fresh key whose 256-bit seed comes from the operating system's CSPRNG.
+
+        Never from the scenario seed: the scenario is written into the run directory and known
+        to every client, and anyone holding the trigger set can fine-tune it away in one epoch.
+        """
+        return cls(
+            seed=secrets.randbits(256),
+            num_triggers=num_triggers,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            model_name=model_name,
+        )
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes :meth:`save` writes, which :meth:`commitment` hashes."""
+        return (self.model_dump_json(indent=2) + "\n").encode("utf-8")
+
+    def commitment(self) -> str:
+        """``sha256(key file bytes)``: public, binds the owner to this key before any dispute."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the key as JSON (keep it secret: it is the ownership proof)."""
-        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        """Write the key atomically, owner-only (0600); a symlink at ``path`` is refused."""
+        target = Path(path)
+        if target.is_symlink():
+            raise ConfigError(f"watermark key {str(target)!r}: is a symlink; refusing to write")
+        data = self.to_bytes()
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(target, lambda handle: handle.write(data), mode=0o600)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WatermarkKey:
-        """Read a key written by :meth:`save`; a malformed key raises a one-line ConfigError."""
+        """Read a key written by :meth:`save`; a symlink or a malformed key is a ConfigError."""
+        if Path(path).is_symlink():
+            raise ConfigError(f"watermark key {str(path)!r}: is a symlink; refusing to read")
         try:
-            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as err:
+            raise ConfigError(f"watermark key {str(path)!r}: cannot open ({err.strerror})") from None
+        with os.fdopen(fd, "rb") as handle:
+            text = handle.read().decode("utf-8")
+        try:
+            return cls.model_validate_json(text)
         except ValidationError as err:
             raise ConfigError(one_line(err, str(path))) from None
+
+
+def watermark_key_path(key_file: str | None, run_dir: Path) -> Path:
+    """Where a run's key goes (``WatermarkConfig.key_file``); inside ``run_dir`` is refused.
+
+    The run directory is what gets shared, published or stolen with the model.
+    """
+    path = (
+        Path(key_file).expanduser()
+        if key_file is not None
+        else Path.home() / ".fedshield" / "watermark_keys" / f"{run_dir.name}.json"
+    )
+    resolved, run = path.resolve(), run_dir.resolve()
+    if resolved == run or run in resolved.parents:
+        raise ConfigError(
+            f"integrity.watermark.key_file: got {key_file!r}; it must lie outside the run "
+            f"directory {str(run_dir)!r}"
+        )
+    return path
 
 
 def watermark_accuracy(model: tf.keras.Model, key: WatermarkKey) -> float:
