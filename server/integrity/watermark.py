@@ -26,7 +26,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import tensorflow as tf
@@ -94,8 +94,12 @@ class WatermarkKey(Params):
         if target.is_symlink():
             raise ConfigError(f"watermark key {str(target)!r}: is a symlink; refusing to write")
         data = self.to_bytes()
+
+        def write(handle: BinaryIO) -> None:
+            handle.write(data)
+
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(target, lambda handle: handle.write(data), mode=0o600)
+        atomic_write(target, write, mode=0o600)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WatermarkKey:
@@ -105,7 +109,7 @@ class WatermarkKey(Params):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as err:
-            raise ConfigError(f"watermark key {str(path)!r}: cannot open ({err.strerror})") from None
+            raise ConfigError(f"watermark key {str(path)!r}: {err.strerror}") from None
         with os.fdopen(fd, "rb") as handle:
             text = handle.read().decode("utf-8")
         try:
