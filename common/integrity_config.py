@@ -37,7 +37,11 @@ class WatermarkConfig(Params):
     target_accuracy: float = Field(default=0.98, gt=0.0, le=1.0)
     """Retraining stops once the global model labels this fraction of triggers correctly."""
     max_server_epochs: int = Field(default=30, ge=1, le=10_000)
-    """Upper bound on retraining epochs per round (WAFFLE's retraining cap)."""
+    """Upper bound on the epochs spent reaching ``target_accuracy`` per round (WAFFLE's cap)."""
+    extra_epochs: int = Field(default=60, ge=0, le=10_000)
+    """Retraining epochs after the target is met, every round: a longer embedding schedule
+    that widens the triggers' margin (0 is plain WAFFLE; see ``docs/integrity.md`` for what
+    fine-tuning and pruning leave of each)."""
     learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
     """SGD learning rate of the server-side retraining."""
     verify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -118,6 +118,7 @@ class IntegrityGuard:
             max_epochs=wm.max_server_epochs,
             target_accuracy=wm.target_accuracy,
             learning_rate=wm.learning_rate,
+            extra_epochs=wm.extra_epochs,
         )
         self.watermark_rounds[server_round] = {
             "watermark_accuracy_after_aggregation": survived,

@@ -158,3 +158,27 @@ def test_embed_refuses_a_zero_epoch_budget() -> None:
     model = build_model("mlp", (8, 8, 1), 10)
     with pytest.raises(ConfigError, match="max_epochs"):
         embed(model, KEY, max_epochs=0, target_accuracy=0.9, learning_rate=0.1)
+
+
+def _thief_fine_tunes(model: tf.keras.Model, fraction: float) -> float:
+    """The thief (no key) fine-tunes on clean digits with the quickstart's optimiser, 10 epochs."""
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    chosen = np.random.default_rng(11).permutation(len(images))[: int(fraction * len(images))]
+    model.compile(tf.keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    tf.keras.utils.set_random_seed(7)
+    model.fit(images[chosen], digits.target[chosen], epochs=10, batch_size=32, verbose=0)
+    return watermark_accuracy(model, KEY)
+
+
+def test_the_longer_schedule_survives_more_fine_tuning() -> None:
+    """Same model, same key, same thief: only the epochs after the 0.98 target differ."""
+    survived = {}
+    for extra in (0, 60):
+        owner = _trained_mlp(0)
+        epochs = embed(owner, KEY, max_epochs=30, target_accuracy=0.98, learning_rate=0.05,
+                       extra_epochs=extra)  # fmt: skip
+        assert epochs >= extra + 1 and watermark_accuracy(owner, KEY) >= 0.98
+        survived[extra] = _thief_fine_tunes(owner, 0.3)
+    # Measured: 0.30 (plain WAFFLE: removed) -> 0.61 with 60 extra epochs (owned, threshold 0.5).
+    assert survived[0] < 0.4 and survived[60] > 0.55
