@@ -34,11 +34,19 @@ class WatermarkConfig(Params):
     target_accuracy: float = Field(default=0.98, gt=0.0, le=1.0)
     """Retraining stops once the global model labels this fraction of triggers correctly."""
     max_server_epochs: int = Field(default=30, ge=1, le=10_000)
-    """Upper bound on retraining epochs per round (WAFFLE's retraining cap)."""
+    """Upper bound on the epochs spent reaching ``target_accuracy`` per round (WAFFLE's cap)."""
+    extra_epochs: int = Field(default=60, ge=0, le=10_000)
+    """Retraining epochs after the target is met, every round: a longer embedding schedule
+    that widens the triggers' margin (0 is plain WAFFLE; see ``docs/integrity.md`` for what
+    fine-tuning and pruning leave of each)."""
     learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
     """SGD learning rate of the server-side retraining."""
     verify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     """Trigger accuracy above which a model is declared watermarked (chance is 1/classes)."""
+    key_file: str | None = None
+    """Where the secret key is written (0600, atomically; a symlink is refused). It must lie
+    outside the run directory, which keeps only the key's hash. ``None``:
+    ``~/.fedshield/watermark_keys/<run directory name>.json``."""
 
 
 class IntegrityConfig(Params):
@@ -61,9 +69,20 @@ class IntegrityConfig(Params):
     """Update delta norm above ``max_norm`` or above ``max_norm_ratio`` x the round's median."""
     max_norm: float | None = Field(default=None, gt=0.0)
     """Absolute cap on ``||w_i - w_global||_2``; ``None`` disables it."""
-    max_norm_ratio: float | None = Field(default=None, ge=1.0)
-    """Cap ``k`` relative to the median delta norm of the round's well-formed replies; ``None``
-    disables it (k < 1 would reject at least half of the honest clients)."""
+    # inf is the one non-finite value allowed anywhere in a scenario: it is how TOML says "off"
+    # (NaN still fails ge=1).
+    max_norm_ratio: float | None = Field(default=3.0, ge=1.0, allow_inf_nan=True)
+    """Cap ``k`` relative to the median delta norm of the round's well-formed replies; ``inf``
+    (TOML has no null) or ``None`` disables it (k < 1 would reject half of the honest clients).
+
+    Default 3.0, from honest spreads measured on digits (``docs/integrity.md``): the largest
+    honest ``||d_i|| / median`` over 10 quickstart rounds is 1.27 (IID, seeds 42/1/2; 1.97 and
+    2.59 under Dirichlet(0.5) for seeds 42/1), so 3 leaves a 2.4x margin on IID shards and still
+    rejects a x10 boosted update (ratio 9-11). Strongly non-IID federations can exceed it (6.35
+    once for Dirichlet(0.5) seed 2): raise it there."""
+    num_examples: Action = "reject"
+    """Reply claiming more examples than the shard size its node reported at the handshake
+    (FedAvg weights by this claim: x100 would give one client the round)."""
     cosine: Action = "flag"
     """Update pointing away from the others (see ``cosine_min``)."""
     cosine_min: float | None = Field(default=None, ge=-1.0, lt=1.0)

@@ -100,9 +100,12 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
+    nodes, shard_sizes = discover_partitions(
+        grid, scenario, timeout=scenario.simulation.round_timeout
+    )
     strategy = FedshieldStrategy(
         scenario=scenario,
-        nodes=discover_partitions(grid, scenario, timeout=scenario.simulation.round_timeout),
+        nodes=nodes,
         num_params=sum(w.size for w in weights),
         chain=chain,
         adversary=Adversary(scenario, malicious=malicious),
@@ -111,7 +114,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
     )
     if guard is not None:
-        weights = guard.start(weights)
+        weights = guard.start(weights, shard_sizes=shard_sizes)
     # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
     # noise to its output (the validator allows it only with unweighted FedAvg, integrity off).
     runner = (

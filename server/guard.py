@@ -20,17 +20,22 @@ from common.crypto.digest import digest_arrays
 from common.crypto.keys import SEED_DERIVED, client_public_keys, key_source, server_key
 from common.crypto.train_signing import sign_train
 from common.protocol import TrainReply
+from common.results import atomic_write_json
 from common.schema import Scenario
-from common.seeding import derive_seed
 from server.evaluation import Evaluator
 from server.integrity.detection import detection_scores
 from server.integrity.gate import GateState, Verdict, run_gate
 from server.integrity.integrity_log import IntegrityLog
 from server.integrity.ledger import RunLedger
 from server.integrity.ledger_verify import verify_run
-from server.integrity.watermark import WatermarkKey, embed, watermark_accuracy
+from server.integrity.watermark import (
+    WatermarkKey,
+    embed,
+    watermark_accuracy,
+    watermark_key_path,
+)
 
-WATERMARK_KEY_FILE = "watermark_key.json"
+WATERMARK_COMMITMENT_FILE = "watermark_commitment.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class IntegrityGuard:
             self.config, run_seed=scenario.seed, partition_ids=range(scenario.data.num_clients)
         )
         self.state = GateState()
+        self.shard_sizes: dict[int, int] = {}
         self.run_dir = run_dir
         self.ledger = RunLedger(run_dir, key=self.key)
         self.log = IntegrityLog(run_dir)
@@ -74,18 +80,32 @@ class IntegrityGuard:
         self.model = evaluator.model  # the server's model, reused for watermark retraining
         self.watermark: WatermarkKey | None = None
         self.watermark_rounds: dict[int, dict[str, float]] = {}
-        wm = self.config.watermark
-        if wm.enabled:
-            dataset = evaluator.dataset
-            # Seed-derived so a run is reproducible; a deployment keeps this key file secret.
-            self.watermark = WatermarkKey(
-                seed=derive_seed(scenario.seed, "watermark"),
-                num_triggers=wm.num_triggers,
-                input_shape=dataset.input_shape,
-                num_classes=dataset.num_classes,
-                model_name=scenario.model.name,
-            )
-            self.watermark.save(run_dir / WATERMARK_KEY_FILE)
+        self.watermark_key_file: Path | None = None
+        if self.config.watermark.enabled:
+            self._create_watermark_key(evaluator)
+
+    def _create_watermark_key(self, evaluator: Evaluator) -> None:
+        """A CSPRNG key, stored outside the run directory; the run keeps only its hash.
+
+        Whoever reads the run directory (clients get the scenario, a storage attacker gets
+        everything) learns nothing that regenerates the trigger set.
+        """
+        dataset = evaluator.dataset
+        self.watermark = WatermarkKey.generate(
+            num_triggers=self.config.watermark.num_triggers,
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
+            model_name=self.scenario.model.name,
+        )
+        path = watermark_key_path(self.config.watermark.key_file, self.run_dir)
+        self.watermark.save(path)
+        self.watermark_key_file = path
+        commitment = {
+            "scheme": self.watermark.scheme,
+            "key_sha256": self.watermark.commitment(),
+            "key_file": str(path),
+        }
+        atomic_write_json(self.run_dir / WATERMARK_COMMITMENT_FILE, commitment)
 
     def _defense(self) -> tuple[str, dict[str, Any]]:
         defense = self.scenario.defense
@@ -107,6 +127,7 @@ class IntegrityGuard:
             max_epochs=wm.max_server_epochs,
             target_accuracy=wm.target_accuracy,
             learning_rate=wm.learning_rate,
+            extra_epochs=wm.extra_epochs,
         )
         self.watermark_rounds[server_round] = {
             "watermark_accuracy_after_aggregation": survived,
@@ -115,8 +136,15 @@ class IntegrityGuard:
         }
         return [np.asarray(w, np.float32) for w in self.model.get_weights()]
 
-    def start(self, weights: list[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
-        """Round 0: watermark the initial model, record it in the ledger."""
+    def start(
+        self, weights: list[NDArray[np.float32]], *, shard_sizes: Mapping[int, int]
+    ) -> list[NDArray[np.float32]]:
+        """Round 0: keep the handshake's shard sizes, watermark the initial model, ledger it.
+
+        ``shard_sizes`` (partition -> examples, as each node reported it at the handshake)
+        bounds every later ``num_examples`` claim (``server/integrity/claims.py``).
+        """
+        self.shard_sizes = dict(shard_sizes)
         weights = self._embed(0, weights)
         aggregator, params = self._defense()
         self.ledger.record_round(
@@ -174,6 +202,7 @@ class IntegrityGuard:
             global_digest=self.digests[server_round],
             public_keys=self.public_keys,
             state=self.state,
+            shard_sizes=self.shard_sizes,
         )
         self.state = result.state
         self._verdicts = result.verdicts
@@ -216,10 +245,20 @@ class IntegrityGuard:
         return dict(self.watermark_rounds.get(server_round, {}))
 
     def summary(self) -> dict[str, Any]:
-        """Detection quality against ground truth (metrics layer only), the key source and the
-        ledger's signed head, which ``fedshield verify`` checks the chain's end against."""
+        """Detection quality against ground truth (metrics layer only), the key source, the
+        watermark key's commitment, and the ledger's signed head, which ``fedshield verify``
+        checks the chain's end against."""
         report = verify_run(self.run_dir, self.key.public_key, check_head=False)
+        watermark = (
+            {}
+            if self.watermark is None
+            else {
+                "watermark_key_sha256": self.watermark.commitment(),
+                "watermark_key_file": str(self.watermark_key_file),
+            }
+        )
         return {
+            **watermark,
             "detection": detection_scores(self.flagged_by_round, self.malicious),
             "keys": key_source(self.config),
             "ledger_verified": report.ok,

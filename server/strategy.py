@@ -44,7 +44,7 @@ from common.schema import Scenario
 from common.seeding import derive_rng
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
-from server.integrity.gate import structure_failure
+from server.integrity.claims import structure_failure
 from server.root_reference import RootReference
 from server.round import ChainView, RoundResult, RoundSink, RoundUpdates, TrainingRecord
 from strategies.base import Rule

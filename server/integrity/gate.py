@@ -12,7 +12,9 @@ short stable string, and the policy that decides its action is in brackets):
    ``missing_signature`` / ``unknown_client`` / ``bad_signature`` [signature].
 3. ``digest_mismatch`` [signature]: the arrays do not hash to the signed ``update_digest``
    (changed in transit: bit flip, noise, swapped layers).
-4. ``bad_num_examples`` / ``shape_mismatch`` / ``dtype_mismatch`` [shape] against the global.
+4. ``bad_num_examples`` / ``shape_mismatch`` / ``dtype_mismatch`` [shape] against the global;
+   ``num_examples_above_shard`` [num_examples]: more examples claimed than the handshake's
+   shard size (``claims.py``; only when ``shard_sizes`` is given).
 5. ``non_finite`` [non_finite]: a NaN or infinity anywhere.
 6. ``norm_above_cap`` [norm]: ``||w_i - w_g||_2 > max_norm``.
 7. ``norm_above_ratio`` [norm]: ``||w_i - w_g||_2 > k * median_j ||w_j - w_g||_2`` over the
@@ -50,6 +52,7 @@ from server.integrity._delta_maths import (
     digest_and_delta_sq_norm,
     leave_one_out_cosines,
 )
+from server.integrity.claims import num_examples_failure, structure_failure
 
 Decision = Literal["accepted", "flagged", "rejected", "quarantined"]
 
@@ -112,22 +115,6 @@ def _signature_failure(reply: TrainReply, public_keys: Mapping[int, PublicKey]) 
     return None if valid else "bad_signature"
 
 
-def structure_failure(
-    reply: TrainReply, global_arrays: Sequence[NDArray[np.generic]]
-) -> str | None:
-    """Stage 4: why ``reply`` does not fit the global model (None when it does)."""
-    if reply.num_examples < 1:
-        return "bad_num_examples"
-    if len(reply.arrays) != len(global_arrays):
-        return "shape_mismatch"
-    for array, reference in zip(reply.arrays, global_arrays, strict=True):
-        if array.shape != reference.shape:
-            return "shape_mismatch"
-        if array.dtype != reference.dtype:
-            return "dtype_mismatch"
-    return None
-
-
 Failures = list[tuple[str, Action]]
 
 
@@ -152,6 +139,7 @@ class _Round:
     global_arrays: Sequence[NDArray[np.generic]]
     global_digest: str
     public_keys: Mapping[int, PublicKey]
+    shard_sizes: Mapping[int, int] | None
 
 
 @dataclass
@@ -191,6 +179,9 @@ def _check_reply(
         failed.append(("digest_mismatch", config.signature))
     if structure_reason is not None:
         failed.append((structure_reason, config.shape))
+    claim = num_examples_failure(reply.partition_id, reply.num_examples, round_.shard_sizes)
+    if claim is not None:
+        failed.append((claim, config.num_examples))
     if _dropped(failed):
         return _Checked(failed, digest)
     # A non-finite sum means a NaN/Inf input or, rarely, an overflowing huge delta: only then
@@ -250,13 +241,14 @@ def run_gate(
     global_digest: str,
     public_keys: Mapping[int, PublicKey],
     state: GateState,
+    shard_sizes: Mapping[int, int] | None = None,
 ) -> GateResult:
     """Run every check of the module docstring on one round's replies; inputs are only read.
 
     Cost: one SHA-256 pass and one delta pass per reply, plus two more passes when the cosine
     test is on; see ``benchmarks/integrity.py``.
     """
-    round_ = _Round(config, server_round, global_arrays, global_digest, public_keys)
+    round_ = _Round(config, server_round, global_arrays, global_digest, public_keys, shard_sizes)
     replies_per_partition = Counter(reply.partition_id for reply in replies)
     checked = [
         _check_reply(

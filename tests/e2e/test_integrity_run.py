@@ -53,6 +53,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Path:
             *("--set", f"integrity.watermark.num_triggers={NUM_TRIGGERS}"),
             # The random initial model needs about 26 epochs here; room above the default 30.
             *("--set", "integrity.watermark.max_server_epochs=100"),
+            # The secret key goes outside the run directory (which keeps only its hash).
+            *("--set", f'integrity.watermark.key_file="{output.parent / "wm_secret.json"}"'),
         ]
     )
     assert code == 0
@@ -184,12 +186,17 @@ def test_watermark_verify_accepts_the_owner_key_and_refuses_another(
     run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     final = str(run_dir / checkpoint_name(ROUNDS))
-    key_path = run_dir / "watermark_key.json"
+    key_path = run_dir.parent.parent / "wm_secret.json"
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    assert not list(run_dir.glob("*key*"))  # the run directory holds no secret
+    summary = json.loads((run_dir / "summary.json").read_text())["integrity"]
+    commitment = json.loads((run_dir / "watermark_commitment.json").read_text())
+    owner = WatermarkKey.load(key_path)
+    assert commitment["key_sha256"] == summary["watermark_key_sha256"] == owner.commitment()
     code, out = _cli(capsys, "watermark", "verify", final, str(key_path))
     assert (code, out) == (0, ["ok: watermark accuracy 1.0000"])
 
     # Same trigger recipe, another secret seed: the model was never trained on these triggers.
-    owner = WatermarkKey.load(key_path)
     stranger = tmp_path / "other_key.json"
     owner.model_copy(update={"seed": owner.seed + 1}).save(stranger)
     code, out = _cli(capsys, "watermark", "verify", final, str(stranger))

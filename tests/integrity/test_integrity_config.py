@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import tomllib
+
 import pytest
 
 from common.errors import ConfigError
@@ -23,7 +26,16 @@ def test_defaults_are_off_and_strict() -> None:
     assert (config.signature, config.base_digest, config.shape, config.non_finite) == (
         "reject", "reject", "reject", "reject"
     )  # fmt: skip
-    assert config.max_norm is None and config.max_norm_ratio is None and config.cosine_min is None
+    # Once enabled, the gate defends by default: a robust norm ratio and the shard-size claim.
+    assert (config.max_norm_ratio, config.norm, config.num_examples) == (3.0, "reject", "reject")
+    # The absolute cap has no scale-free default; the cosine rule misfires on non-IID shards.
+    assert config.max_norm is None and config.cosine_min is None
+
+
+def test_the_norm_ratio_can_be_switched_off_from_toml() -> None:
+    # TOML has no null: ``max_norm_ratio = inf`` is the way to switch the cap off.
+    document = tomllib.loads("max_norm_ratio = inf")
+    assert parse_integrity_config(document).max_norm_ratio == math.inf
 
 
 def test_nested_watermark_table_is_parsed() -> None:
@@ -44,6 +56,7 @@ def test_nested_watermark_table_is_parsed() -> None:
         ({"quarantine_rounds": 0}, "integrity.quarantine_rounds: got 0"),
         ({"watermark": {"num_triggers": 0}}, "integrity.watermark.num_triggers: got 0"),
         ({"max_nrom": 3.0}, "integrity.max_nrom: unknown key"),
+        ({"num_examples": "ignore"}, "integrity.num_examples: got 'ignore'"),
     ],
 )
 def test_bad_values_fail_in_one_line(raw: dict[str, object], fragment: str) -> None:

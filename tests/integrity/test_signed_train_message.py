@@ -130,7 +130,7 @@ def test_seed_derived_keys_are_announced_first_and_recorded_in_the_summary(
         "so anyone can sign as server or client; use `fedshield keys generate` and "
         "integrity.keys_dir"
     ]
-    guard.start(WEIGHTS)
+    guard.start(WEIGHTS, shard_sizes=dict.fromkeys(range(NUM_CLIENTS), 10))
     summary = guard.summary()
     assert (summary["keys"], summary["ledger_rounds"]) == ("seed-derived (no protection)", 1)
 
@@ -141,5 +141,5 @@ def test_seed_derived_keys_are_announced_first_and_recorded_in_the_summary(
     )
     guard, _ = _messages(with_files, tmp_path / "files")
     assert capsys.readouterr().out == ""
-    guard.start(WEIGHTS)
+    guard.start(WEIGHTS, shard_sizes=dict.fromkeys(range(NUM_CLIENTS), 10))
     assert guard.summary()["keys"] == f"files in {keys}"

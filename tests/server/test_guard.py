@@ -38,7 +38,7 @@ def _guarded(tmp_path: Path, *overrides: str) -> tuple[FedshieldStrategy, Integr
     evaluator = cast(Evaluator, SimpleNamespace(model=None, dataset=None))
     malicious = malicious_clients(scenario)
     guard = IntegrityGuard(scenario, tmp_path, malicious=malicious, evaluator=evaluator)
-    guard.start(BASE)
+    guard.start(BASE, shard_sizes=dict.fromkeys(range(scenario.data.num_clients), 10))
     chain = build_chain("fedavg", {})
     strategy = make_strategy(scenario, chain, num_params=16, malicious=malicious, guard=guard)
     return strategy, guard
