@@ -19,7 +19,10 @@ def trimmed_mean(updates: Updates, *, num_trimmed: int) -> Aggregate:
     """Mean of each coordinate's sorted values ``x_(b) .. x_(n-b-1)`` (see :class:`TrimmedMean`)."""
     n = updates.shape[0]
     kept = _math.sorted_columns(updates)[num_trimmed : n - num_trimmed]
-    return _math.like(np.mean(kept, axis=0, dtype=np.float64), updates)
+    # The sort is the cost (numpy's, as ByzFL's and Flower's); the mean of the kept rows is a
+    # mixture with weights 1/(n-2b), one BLAS product in the input's precision like every
+    # other mixture (_math.mix): half the time of a float64 mean, within its float32 bound.
+    return _math.mix(np.full(n - 2 * num_trimmed, 1.0 / (n - 2 * num_trimmed)), kept)
 
 
 @aggregator("median", kind="coordinate-wise")
