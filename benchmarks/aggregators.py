@@ -10,8 +10,9 @@ array against:
   in ``benchmarks/byzfl_numpy.py`` (ByzFL itself imports torch; see that module for the source
   file and commit of each).
 
-Contenders run in turn, ``--repeats`` rounds, and each figure is the median of its rounds
-(other jobs share the CPU; the load average is printed at the start and end). A contender
+Contenders run in turn (the first one rotating), ``--repeats`` rounds, and each figure is
+the median of its rounds (other jobs share the CPU; the load average is printed at the start
+and end). A contender
 whose median passes 5 s stops repeating. ``peer/ours`` is the peer's median over ours, so
 above 1 means we are faster; ``fastest`` is the ratio to the fastest peer of the row. Peaks
 (``--memory`` rows) are tracemalloc peaks of one separate untimed run, input excluded.
@@ -319,9 +320,12 @@ def peers(bench: Bench, updates: Array, counts: Array, mem_cap: float) -> list[C
 
 
 def time_in_turn(contenders: list[Contender], repeats: int) -> None:
-    """Each round runs every contender once, in turn; long ones stop repeating after 5 s."""
-    for _ in range(repeats):
-        for c in contenders:
+    """Each round runs every contender once, in turn, starting one further along each round
+    (no contender always runs first, after a gc or another's frees); long ones stop repeating
+    after 5 s."""
+    for round_ in range(repeats):
+        shift = round_ % len(contenders)
+        for c in contenders[shift:] + contenders[:shift]:
             if c.skip or (c.times and statistics.median(c.times) > 5.0):
                 continue
             args = c.prepare()

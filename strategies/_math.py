@@ -25,6 +25,8 @@ F64 = NDArray[np.float64]
 _BLOCK_ELEMENTS = 1 << 23
 # Row reductions cast 512 KiB of float64 at a time: the buffer stays in L2, the row in L3.
 _ROW_CHUNK = 1 << 16
+# Columns per block of the coordinate-wise sorts: (1024, n) float32 is 200-400 KiB at n = 50-100.
+_SORT_BLOCK = 1 << 10
 
 
 def _column_blocks(n: int, d: int) -> Iterator[slice]:
@@ -177,13 +179,24 @@ def sample_columns(updates: Matrix, count: int, rng: np.random.Generator) -> Mat
     return updates[:, np.sort(rng.choice(d, size=count, replace=False))]
 
 
-def sorted_columns(updates: Matrix) -> Matrix:
-    """Each coordinate sorted over the clients: ``(n, d)`` (a new array, input dtype).
+def sorted_column_blocks(updates: Matrix) -> Iterator[tuple[slice, Matrix]]:
+    """``(cols, block)`` for consecutive column blocks: ``block[j]`` is column ``cols[j]`` of
+    ``X``, its n values sorted: ``(w, n)``, input dtype, overwritten by the next block.
 
-    One vectorised sort serves median, trimmed mean and Bulyan's second stage: numpy's SIMD
-    sort is about 3x faster than ``np.partition`` / ``np.median`` along axis 0 at d = 1e6.
+    ``np.sort(X, axis=0)`` copies every column of n values out of rows d apart and back (a
+    cache and TLB miss per value) and builds an ``(n, d)`` copy. Here a block of 1024 columns
+    is transposed into one reused buffer that stays in L2, and its rows sorted where they lie
+    (numpy's SIMD sort along the last axis): about twice as fast at n = 50-100, and the only
+    memory is the buffer. NaN sorts last, as with ``np.sort``.
     """
-    return np.sort(updates, axis=0)
+    n, d = updates.shape
+    buffer = np.empty((min(d, _SORT_BLOCK), n), dtype=updates.dtype)
+    for start in range(0, d, _SORT_BLOCK):
+        cols = slice(start, min(d, start + _SORT_BLOCK))
+        block = buffer[: cols.stop - cols.start]
+        np.copyto(block, updates[:, cols].T)
+        block.sort(axis=1)
+        yield cols, block
 
 
 def median_of_sorted(ordered: Matrix) -> F64:

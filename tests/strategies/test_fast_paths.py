@@ -16,7 +16,7 @@ from aggregation_cases import honest_updates
 from numpy.typing import NDArray
 
 from strategies import _math
-from strategies.coordinatewise import trimmed_mean
+from strategies.coordinatewise import median, trimmed_mean
 from strategies.iterative import geometric_median
 from strategies.pre_aggregators import bucketing, clip
 
@@ -143,3 +143,18 @@ def test_geometric_median_equals_the_previous_rule(case: int, steps: int, tol: f
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     if case in (1, 2) and steps == 100:  # the vertex is returned exactly
         assert any(np.array_equal(got, row) for row in x)
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 10])
+def test_blocked_sorts_equal_numpy_on_whole_columns(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks of 7 columns over d = 23 (the last one short), as 1024 columns split d = 1e6.
+    monkeypatch.setattr(_math, "_SORT_BLOCK", 7)
+    x = honest_updates(n, 23, seed=n)
+    x[0, 3] = np.nan  # sorts last in a block as in np.sort
+    np.testing.assert_array_equal(median(x), np.sort(x, axis=0)[[(n - 1) // 2, n // 2]].mean(0))
+    trimmed = (n - 1) // 2
+    kept = np.sort(x, axis=0)[trimmed : n - trimmed]
+    want = kept.mean(axis=0)  # float64: the mixture's rounding is at the 1e-16 level
+    np.testing.assert_allclose(trimmed_mean(x, num_trimmed=trimmed), want, rtol=1e-14, atol=1e-17)
