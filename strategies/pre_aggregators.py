@@ -14,7 +14,7 @@ from strategies.registries import pre_aggregator
 def clip(updates: Updates, *, max_norm: float) -> Updates:
     """Every row scaled onto the L2 ball of radius M (see :class:`Clip`)."""
     factors = _math.clip_factors(_math.squared_norms(updates), max_norm)
-    return _math.like(updates * factors[:, None], updates)
+    return _math.scale_rows(updates, factors)
 
 
 def nnm(updates: Updates, *, num_byzantine: int) -> Updates:
@@ -37,11 +37,18 @@ def bucketing(
     order = rng.permutation(n)
     buckets = np.arange(n) // bucket_size  # bucket of each position in the permuted order
     num_buckets = int(buckets[-1]) + 1
-    sizes = np.bincount(buckets, minlength=num_buckets).astype(np.float64)
-    mixing = np.zeros((num_buckets, n))
-    mixing[buckets, order] = 1.0 / sizes[buckets]
+    # Bucket k holds rows order[k s : (k+1) s]; order[j::s] is the j-th member of every bucket
+    # (the last bucket may lack the later ones). Gather the first members, add the others in
+    # place, divide by the sizes: one pass over X and no (n, d) copy or dense (n/s, n) mixing
+    # product. Float32 sums of s rows, then one division: within (s+1) eps_32 sum |x|.
+    means = updates[order[::bucket_size]]
+    for j in range(1, bucket_size):
+        for k, row in enumerate(order[j::bucket_size]):
+            means[k] += updates[row]
+    sizes = np.bincount(buckets, minlength=num_buckets)
+    means /= sizes.astype(updates.dtype)[:, None]
     counts = np.bincount(buckets, weights=num_examples[order], minlength=num_buckets)
-    return _math.mix(mixing, updates), counts.astype(np.int64)
+    return means, counts.astype(np.int64)
 
 
 @pre_aggregator("clip")

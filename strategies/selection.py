@@ -41,8 +41,8 @@ def bulyan(updates: Updates, *, num_byzantine: int) -> Aggregate:
         best = int(np.argmin(_math.krum_scores(distances, num_byzantine, remaining)))
         selected.append(best)
         remaining[best] = False
-    # The fancy index already copies the selected rows, so they are sorted in place (the same
-    # column sort as _math.sorted_columns, without its second copy).
+    # The fancy index already copies the selected rows, so they are sorted in place (stage 2
+    # needs the whole sorted array, unlike median and trimmed mean's blocked sorts).
     ordered = updates[np.sort(selected)]
     ordered.sort(axis=0)
     beta = theta - 2 * num_byzantine

@@ -139,7 +139,7 @@ def message_api_bulyan_reference(x: Vec, f: int) -> Vec:
     theta, beta = n - 2 * f, n - 4 * f
     scores = _math.krum_scores(_math.pairwise_squared_distances(x), f, np.ones(n, dtype=bool))
     chosen = np.argsort(scores)[:theta]
-    return _math.closest_to_median_mean(_math.sorted_columns(x[chosen]), beta)
+    return _math.closest_to_median_mean(np.sort(x[chosen], axis=0), beta)
 
 
 def test_message_api_bulyan_is_one_shot_multi_krum_selection() -> None:
