@@ -85,11 +85,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fedshield.runner import run_scenario
+    from fedshield.runner import Interrupted, run_scenario
     from scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = run_scenario(scenario, verbose=args.verbose)
+    try:
+        result = run_scenario(scenario, verbose=args.verbose)
+    except Interrupted as stopped:  # Ctrl-C or SIGTERM: one line, the shell's exit code
+        print(stopped, file=sys.stderr)
+        return stopped.exit_code
     s = result.summary
     print(
         f"done: final accuracy {s['final_accuracy']:.4f} (best {s['best_accuracy']:.4f} at round "

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.crypto.keys import ClientTrust
 from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
 from common.tf_runtime import quiet_environment
+from fedshield.ray_session import (
+    private_ray,
+    register_watched_backend,
+    run_in_thread,
+    stop_on_signals,
+)
 from scenarios.preflight import check_environment
+
+if TYPE_CHECKING:
+    from server.app import RunOutcome
+
+STOP_GRACE_S = 8.0
+"""After a stop, how long the runner waits for Flower's engine to wind down before it ends Ray."""
 
 
 @dataclass(frozen=True)
@@ -38,18 +52,20 @@ def new_run_dir(scenario: Scenario) -> Path:
     return candidate
 
 
-def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
-    """Ray backend settings: per-client resources from the scenario, a quiet Ray."""
-    sim = scenario.simulation
+def ray_init_args(scenario: Scenario, verbose: bool) -> dict[str, Any]:
+    """``ray.init`` settings of the run's private Ray: all the host's CPUs, a quiet Ray."""
     return {
-        "client_resources": {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus},
-        "init_args": {
-            "num_cpus": max(os.cpu_count() or 1, int(sim.num_cpus)),
-            "include_dashboard": False,
-            "log_to_driver": verbose,
-            "logging_level": logging.INFO if verbose else logging.ERROR,
-        },
+        "num_cpus": max(os.cpu_count() or 1, int(scenario.simulation.num_cpus)),
+        "include_dashboard": False,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.ERROR,
     }
+
+
+def backend_config(scenario: Scenario) -> dict[str, Any]:
+    """Flower's Ray backend settings: per-client resources from the scenario."""
+    sim = scenario.simulation
+    return {"client_resources": {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus}}
 
 
 def import_apps(verbose: bool) -> None:
@@ -66,6 +82,39 @@ def import_apps(verbose: bool) -> None:
     quiet_environment(verbose)
     import clients.app  # noqa: F401
     import server.app  # noqa: F401
+
+
+class Interrupted(Exception):
+    """The run was stopped by a signal; ``summary.json`` says ``"status": "interrupted"``."""
+
+    def __init__(self, signum: int, run_dir: Path, last_round: int | None) -> None:
+        self.signum, self.run_dir, self.last_round = signum, run_dir, last_round
+        name = signal.Signals(signum).name
+        after = "before round 0" if last_round is None else f"after round {last_round}"
+        super().__init__(f"interrupted by {name} {after}; files in {run_dir}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+@dataclass
+class _Stops:
+    """Why the run was stopped from outside the ServerApp, if it was."""
+
+    signals: list[int] = field(default_factory=list)
+    engine_errors: list[BaseException] = field(default_factory=list)
+
+
+def _await_engine(engine: threading.Thread, outcome: RunOutcome) -> None:
+    """Wait for the engine thread; once a stop is asked, at most ``STOP_GRACE_S`` more.
+
+    The main thread waits here in short joins so that signal handlers run promptly.
+    """
+    while engine.is_alive() and not outcome.stop.is_set():
+        engine.join(0.2)
+    engine.join(STOP_GRACE_S)
 
 
 def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
@@ -86,27 +135,62 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     if not verbose:
         # fedshield reports failures itself, in one line; Flower would print tracebacks.
         logging.getLogger("flwr").setLevel(logging.CRITICAL)
-    try:
-        run_simulation(
-            server_app=build_server_app(scenario, run_dir, outcome),
-            client_app=client_app,
-            num_supernodes=scenario.data.num_clients,
-            backend_name="ray",
-            backend_config=backend_config(scenario, verbose),
-            verbose_logging=verbose,
-        )
-    except RuntimeError:
-        # Flower re-raises a ServerApp failure as a bare RuntimeError; the real one is below.
-        if outcome.error is None:
-            raise
+    stops = _Stops()
+
+    def on_signal(signum: int) -> None:
+        stops.signals.append(signum)
+        outcome.stop.request(f"signal {signal.Signals(signum).name}")
+
+    def on_engine_failure(err: BaseException) -> None:
+        stops.engine_errors.append(err)
+        outcome.stop.request(f"the simulation engine failed: {type(err).__name__}")
+
+    def simulate() -> None:
+        try:
+            run_simulation(
+                server_app=build_server_app(scenario, run_dir, outcome),
+                client_app=client_app,
+                num_supernodes=scenario.data.num_clients,
+                backend_name=register_watched_backend(on_engine_failure),
+                backend_config=backend_config(scenario),
+                verbose_logging=verbose,
+            )
+        except Exception as err:
+            # Flower re-raises a ServerApp failure as a bare RuntimeError: the real one is in
+            # outcome.error. Anything else ended the engine itself.
+            if outcome.error is None and not stops.engine_errors:
+                stops.engine_errors.append(err)
+
+    with private_ray(ray_init_args(scenario, verbose)), stop_on_signals(on_signal):
+        _await_engine(run_in_thread(simulate), outcome)
+    return _result(run_dir, outcome, stops)
+
+
+def _result(run_dir: Path, outcome: RunOutcome, stops: _Stops) -> RunResult:
+    """The run's result, or the one exception that says why there is none."""
+    if stops.signals:
+        last = None if outcome.summary is None else outcome.summary.get("last_round")
+        raise Interrupted(stops.signals[0], run_dir, last)
+    if stops.engine_errors:
+        err = stops.engine_errors[0]
+        raise FedshieldError(
+            f"the simulation engine failed: {type(err).__name__}: {_first_line(err)} "
+            f"(files in {run_dir})"
+        ) from err
     if outcome.error is not None:
         if isinstance(outcome.error, FedshieldError):
             raise outcome.error
         raise FedshieldError(
-            f"the run failed: {type(outcome.error).__name__}: {outcome.error} (files in {run_dir})"
+            f"the run failed: {type(outcome.error).__name__}: {_first_line(outcome.error)} "
+            f"(files in {run_dir})"
         ) from outcome.error
     if outcome.summary is None:
         raise FedshieldError(
             f"the simulation stopped before finishing; rerun with --verbose (files in {run_dir})"
         )
     return RunResult(run_dir, outcome.summary)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""

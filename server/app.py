@@ -7,7 +7,7 @@ importable module so nothing from ``__main__`` is pickled into Ray calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from server.privacy_accounting import wrap_central_dp
 from server.root_reference import RootReference
 from server.round import RoundSink
 from server.run_log import RunLog
+from server.stopping import RunInterrupted, StoppableGrid, StopRequest
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
 
@@ -53,10 +54,17 @@ _VERSIONED = (
 
 @dataclass
 class RunOutcome:
-    """Filled by the ServerApp thread so the caller can see the summary or the real error."""
+    """Filled by the ServerApp thread so the caller can see the summary or the real error.
+
+    ``stop`` goes the other way: the runner sets it (a signal, an engine failure) and the
+    ServerApp's grid raises :class:`RunInterrupted` at its next send or poll; ``log`` is the
+    run's log, kept so the interrupted summary can still be written.
+    """
 
     summary: dict[str, Any] | None = None
     error: BaseException | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
+    log: RunLog | None = None
 
 
 def central_dp(scenario: Scenario) -> bool:
@@ -98,7 +106,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         else None
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
-    log = RunLog(run_dir, scenario, malicious)
+    log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.round_timeout
@@ -205,7 +213,11 @@ def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> 
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
         try:
-            outcome.summary = serve(grid, scenario, run_dir, outcome)
+            outcome.summary = serve(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
+        except RunInterrupted as stopped:
+            # The round in flight is abandoned; the summary covers the rounds already recorded.
+            if outcome.log is not None:
+                outcome.summary = outcome.log.finish({"stopped_by": str(stopped)}, "interrupted")
         except FedshieldError as err:
             # A one-line user error: the caller prints it; re-raising would only add the server
             # thread's traceback on stderr. Returning ends the simulation as a finished run does.

@@ -89,12 +89,20 @@ class RunLog:
             parts.append(f"eps {epsilon:.2f}" + (" VOID(seed)" if row.get("epsilon_void") else ""))
         print("  ".join(parts), file=self.stream, flush=True)
 
-    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """Write ``summary.json`` and ``accuracy.png`` from the recorded rounds."""
-        rows = read_jsonl(self.metrics_path)
+    def finish(self, summary: dict[str, Any], status: str = "finished") -> dict[str, Any]:
+        """Write ``summary.json`` and ``accuracy.png`` from the recorded rounds.
+
+        ``status`` is ``"finished"`` after the last round, ``"interrupted"`` when the run was
+        stopped; ``last_round`` is the last round recorded in full either way.
+        """
+        rows = read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
+        if not rows:  # stopped before the initial model was even evaluated
+            return self._write({"status": status, "last_round": None, **summary}, rows)
         trained = [r for r in rows if r["round"] > 0] or rows
         best = max(trained, key=lambda r: r["accuracy"])
         summary = {
+            "status": status,
+            "last_round": rows[-1]["round"],
             "name": self.scenario.name,
             "seed": self.scenario.seed,
             "rounds": self.scenario.rounds,
@@ -113,6 +121,10 @@ class RunLog:
         ):
             if key in rows[-1]:
                 summary[f"final_{key}"] = rows[-1][key]
+        return self._write(summary, rows)
+
+    def _write(self, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
         atomic_write_json(self.run_dir / "summary.json", summary)
-        plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
+        if rows:
+            plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
         return summary

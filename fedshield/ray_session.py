@@ -1,0 +1,173 @@
+"""A private local Ray instance per run, torn down with the run, and the signals that stop it.
+
+Flower's Ray backend calls ``ray.init()`` only when Ray is not initialised yet
+(``RayBackend.init_ray``), and a bare ``ray.init()`` joins any cluster it finds on the machine
+(``ray start --head`` leaves a session file that it reads), where Flower's ``num_cpus`` is then
+refused and Flower's engine waits forever. So the runner starts Ray itself, first:
+``address="local"`` always starts a new instance (Ray ignores ``RAY_ADDRESS`` then), in a
+private temporary directory that every Ray process of the run names on its command line.
+
+Teardown, in every way the driver can end:
+
+- normally or by a signal: ``ray.shutdown()``, then :func:`kill_session` sweeps whatever is left
+  (Ray's dashboard and runtime-env agents are the raylet's children and survive it);
+- SIGKILL of the driver: Ray's own fate sharing (``PR_SET_PDEATHSIG``) covers only the
+  driver's direct children, so a watchdog process (``python -m fedshield.ray_session``), in its
+  own session so the terminal's Ctrl-C does not reach it, waits for its parent to disappear and
+  runs the same sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from common.errors import FedshieldError
+
+ENGINE_BACKEND = "fedshield-ray"
+"""The name under which :func:`register_watched_backend` registers Flower's Ray backend."""
+
+
+def session_pids(temp_dir: Path) -> list[int]:
+    """Processes (not this one) whose command line names ``temp_dir``: the run's Ray processes."""
+    needle = str(temp_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def kill_session(temp_dir: Path) -> None:
+    """SIGKILL every process of the session until none is left (a few sweeps: agents respawn)."""
+    for _ in range(20):
+        pids = session_pids(temp_dir)
+        if not pids:
+            break
+        for pid in pids:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _start_watchdog(temp_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fedshield.ray_session", str(os.getpid()), str(temp_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@contextmanager
+def private_ray(init_args: dict[str, Any]) -> Iterator[Path]:
+    """A new local Ray instance for the ``with`` block; yields its private temporary directory.
+
+    ``init_args`` are ``ray.init`` keyword arguments (never ``address``). A failure to start is
+    one :class:`FedshieldError`; nothing of the instance outlives the block.
+    """
+    import ray
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="fsray-"))
+    watchdog = _start_watchdog(temp_dir)
+    try:
+        try:
+            ray.init(
+                address="local",
+                _temp_dir=str(temp_dir),
+                # As Flower's own ray.init: the workers import the project from the driver's path.
+                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}},
+                **init_args,
+            )
+        except Exception as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise FedshieldError(
+                f"could not start a local Ray instance: {type(err).__name__}: {reason}"
+            ) from err
+        yield temp_dir
+    finally:
+        try:
+            ray.shutdown()
+        except Exception:  # the sweep below ends whatever a failed shutdown left
+            logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+        watchdog.kill()
+        watchdog.wait()
+        kill_session(temp_dir)
+
+
+@contextmanager
+def stop_on_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``on_signal(signum)`` (main thread), restored afterwards.
+
+    Installed after ``ray.init``, which sets its own SIGTERM handler in the driver.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        on_signal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str:
+    """Register Flower's Ray backend, reporting a failure to build its actor pool.
+
+    Flower's engine catches that failure, then waits for the ServerApp thread, which waits for
+    replies that never come; ``on_failure`` lets the runner stop the ServerApp instead. Returns
+    the backend name to pass to ``run_simulation``.
+    """
+    from flwr.server.superlink.fleet.vce.backend import supported_backends
+    from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+
+    class WatchedRayBackend(RayBackend):
+        def build(self, app_fn: Any) -> None:
+            try:
+                super().build(app_fn)
+            except BaseException as err:
+                on_failure(err)
+                raise
+
+    supported_backends[ENGINE_BACKEND] = WatchedRayBackend
+    return ENGINE_BACKEND
+
+
+def watch(parent: int, temp_dir: Path, poll: float = 0.2) -> None:
+    """The watchdog: once ``parent`` is gone (this process re-parented), sweep the session."""
+    while os.getppid() == parent:
+        time.sleep(poll)
+    kill_session(temp_dir)
+
+
+def run_in_thread(target: Callable[[], None]) -> threading.Thread:
+    """Start ``target`` in a daemon thread (Flower's engine: the main thread handles signals)."""
+    thread = threading.Thread(target=target, name="flower-simulation", daemon=True)
+    thread.start()
+    return thread
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), Path(sys.argv[2]))
