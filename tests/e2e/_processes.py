@@ -25,12 +25,21 @@ TINY_RUN = [
 def start_run(
     output: Path, *overrides: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """``fedshield run quickstart`` with the tiny settings, stdout and stderr piped."""
+    """``fedshield run quickstart`` with the tiny settings, stdout and stderr piped.
+
+    The run leads its own process group, as a shell's foreground job does, so a test can send a
+    signal to the whole group as a terminal's Ctrl-C does.
+    """
     command = [sys.executable, "-m", "fedshield.cli", "run", "quickstart", *TINY_RUN]
     command += ["--set", f'output="{output}"', *overrides]
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
     )
 
 

@@ -8,6 +8,7 @@ killer's SIGKILL, a broken actor pool. Each must end the run promptly, say so in
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -29,14 +30,23 @@ from tests.e2e._processes import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_after_round_two_stops_the_run(tmp_path: Path, signum: int, code: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "to_group"),
+    # Ctrl-C reaches the whole foreground group (Ray's processes too); SIGTERM, the driver only.
+    [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)],
+)
+def test_a_signal_after_round_two_stops_the_run(
+    tmp_path: Path, signum: int, code: int, to_group: bool
+) -> None:
     run = start_run(tmp_path, "--set", "rounds=5")
     try:
         wait_for_round(run, 2)
         owned = descendants(run.pid)
         ray_dir = ray_dir_of(owned)
-        run.send_signal(signum)
+        if to_group:
+            os.killpg(run.pid, signum)
+        else:
+            run.send_signal(signum)
         sent = time.monotonic()
         out, err = run.communicate(timeout=20)  # before the fix: never (SIGINT), or -6
         exited_after = time.monotonic() - sent
