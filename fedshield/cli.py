@@ -94,6 +94,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except Interrupted as stopped:  # Ctrl-C or SIGTERM: one line, the shell's exit code
         print(stopped, file=sys.stderr)
         return stopped.exit_code
+    except KeyboardInterrupt:  # Ctrl-C while Ray was starting, before the handlers were set
+        print("interrupted by SIGINT before the run started", file=sys.stderr)
+        return 130
     s = result.summary
     print(
         f"done: final accuracy {s['final_accuracy']:.4f} (best {s['best_accuracy']:.4f} at round "

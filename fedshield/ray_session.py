@@ -134,7 +134,7 @@ def stop_on_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
 
 
 def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str:
-    """Register Flower's Ray backend, reporting a failure to build its actor pool.
+    """Register Flower's Ray backend, reporting a failure to set it up or build its actor pool.
 
     Flower's engine catches that failure, then waits for the ServerApp thread, which waits for
     replies that never come; ``on_failure`` lets the runner stop the ServerApp instead. Returns
@@ -144,6 +144,13 @@ def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str
     from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
 
     class WatchedRayBackend(RayBackend):
+        def __init__(self, backend_config: Any) -> None:
+            try:
+                super().__init__(backend_config)
+            except BaseException as err:
+                on_failure(err)
+                raise
+
         def build(self, app_fn: Any) -> None:
             try:
                 super().build(app_fn)
