@@ -35,7 +35,7 @@ from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
 from server.root_reference import RootReference
-from server.round import RoundSink
+from server.round import FailedRounds, RoundSink
 from server.run_log import RunLog
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
@@ -101,7 +101,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
-        grid, scenario, timeout=scenario.simulation.round_timeout
+        grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
     strategy = FedshieldStrategy(
         scenario=scenario,
@@ -127,7 +127,14 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         ArrayRecord(weights),
         num_rounds=scenario.rounds,
         timeout=scenario.simulation.round_timeout,
-        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard),
+        evaluate_fn=round_evaluation(
+            evaluator,
+            sink,
+            log,
+            privacy,
+            guard,
+            FailedRounds(scenario.simulation.max_failed_rounds),
+        ),
     )
     final = result.arrays.to_numpy_ndarrays()
     summary = _summary(scenario, evaluator, sink.ever_accepted, final)
@@ -144,8 +151,13 @@ def round_evaluation(
     log: RunLog,
     privacy: PrivacyTracker | None,
     guard: IntegrityGuard | None,
+    failed: FailedRounds | None = None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
-    """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log."""
+    """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
+
+    After the round is written, ``failed`` may end the run (a ``RoundsFailedError``: one
+    ``error:`` line and a non-zero exit) when too many consecutive rounds were skipped.
+    """
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
@@ -156,6 +168,8 @@ def round_evaluation(
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
         log.record(server_round, evaluation, result, extra)
+        if failed is not None and result is not None:
+            failed.observe(result)
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
     return evaluate

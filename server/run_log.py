@@ -27,11 +27,13 @@ class RunLog:
         scenario: Scenario,
         malicious: frozenset[int],
         stream: TextIO = sys.stdout,
+        warnings: TextIO = sys.stderr,
     ) -> None:
         self.run_dir = run_dir
         self.scenario = scenario
         self.malicious = malicious
         self.stream = stream
+        self.warnings = warnings
         self.metrics_path = run_dir / "metrics.jsonl"
         self.started = time.perf_counter()
 
@@ -55,6 +57,7 @@ class RunLog:
                 malicious_sampled=len(sampled_malicious),
                 num_replies=result.num_replies,
                 num_failures=result.num_failures,
+                failures={str(k): v for k, v in result.failures.items()},
                 num_refused=len(result.refused),
                 num_accepted=len(result.accepted),
                 num_rejected=len(result.rejected),
@@ -68,6 +71,12 @@ class RunLog:
             )
         row.update(extra)
         append_jsonl(self.metrics_path, row)
+        for partition, reason in row.get("failures", {}).items():
+            print(
+                f"warning: round {server_round}: client {partition} failed: {reason}",
+                file=self.warnings,
+                flush=True,
+            )
         self._progress(row)
         return row
 
@@ -79,6 +88,8 @@ class RunLog:
             parts.append(f"asr {row['attack_success_rate']:.4f}")
         if row["round"] > 0:
             parts.append(f"replies {row['num_replies']}/{row['num_sampled']}")
+            if row["num_failures"]:
+                parts.append(f"failed {row['num_failures']}")
             if row["num_rejected"] or row["num_refused"]:
                 parts.append(f"rejected {row['num_rejected']} refused {row['num_refused']}")
             if row["skipped"]:
