@@ -26,14 +26,15 @@ class RunLog:
         run_dir: Path,
         scenario: Scenario,
         malicious: frozenset[int],
-        stream: TextIO = sys.stdout,
-        warnings: TextIO = sys.stderr,
+        stream: TextIO | None = None,
+        warnings: TextIO | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.scenario = scenario
         self.malicious = malicious
-        self.stream = stream
-        self.warnings = warnings
+        # Resolved now, not at import: the process's streams may have been replaced since.
+        self.stream = sys.stdout if stream is None else stream
+        self.warnings = sys.stderr if warnings is None else warnings
         self.metrics_path = run_dir / "metrics.jsonl"
         self.started = time.perf_counter()
 
