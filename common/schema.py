@@ -237,6 +237,18 @@ class Scenario(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_faults(self) -> Scenario:
+        # Flower's central-DP wrapper refuses a round with a missing or failed reply outright.
+        if self.simulation.faults.enabled and self.dp.enabled and self.dp.mode == "central":
+            raise FieldError(
+                "simulation.faults",
+                self.simulation.faults.model_dump(),
+                "central DP (dp.mode = 'central') needs every sampled client's reply; "
+                "inject faults with local DP or without DP",
+            )
+        return self
+
     @property
     def num_sampled(self) -> int:
         """Number of clients sampled each round (a fraction rounds down, at least 1)."""

@@ -83,3 +83,9 @@ def test_bad_fault_and_round_options_are_one_line_errors(override: str, message:
     with pytest.raises(ConfigError) as caught:
         load_scenario("quickstart", [override])
     assert str(caught.value) == message
+
+
+def test_faults_are_refused_with_central_dp_which_needs_every_reply() -> None:
+    with pytest.raises(ConfigError, match=r"^simulation.faults: .*central DP"):
+        load_scenario("dp_central", ["simulation.faults.crash=0.1"])
+    load_scenario("dp_local", ["simulation.faults.crash=0.1"])  # local DP copes
