@@ -127,14 +127,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         ArrayRecord(weights),
         num_rounds=scenario.rounds,
         timeout=scenario.simulation.round_timeout,
-        evaluate_fn=round_evaluation(
-            evaluator,
-            sink,
-            log,
-            privacy,
-            guard,
-            FailedRounds(scenario.simulation.max_failed_rounds),
-        ),
+        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard),
     )
     final = result.arrays.to_numpy_ndarrays()
     summary = _summary(scenario, evaluator, sink.ever_accepted, final)
@@ -151,13 +144,13 @@ def round_evaluation(
     log: RunLog,
     privacy: PrivacyTracker | None,
     guard: IntegrityGuard | None,
-    failed: FailedRounds | None = None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
     """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
 
-    After the round is written, ``failed`` may end the run (a ``RoundsFailedError``: one
-    ``error:`` line and a non-zero exit) when too many consecutive rounds were skipped.
+    After the round is written, the run ends with a ``RoundsFailedError`` (one ``error:`` line
+    and a non-zero exit) when ``simulation.max_failed_rounds`` consecutive rounds were skipped.
     """
+    failed = FailedRounds(log.scenario.simulation.max_failed_rounds)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
@@ -168,7 +161,7 @@ def round_evaluation(
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
         log.record(server_round, evaluation, result, extra)
-        if failed is not None and result is not None:
+        if result is not None:
             failed.observe(result)
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
