@@ -17,7 +17,9 @@ generator and that reference, so it optimises against exactly the rule the serve
 The aggregation chain is a pure function of the stacked deltas and example counts; it never
 receives client identities. When too few updates survive for the chain's bound, the round is
 skipped (the global model is kept) and the reason is recorded in ``metrics.jsonl``: one policy
-for all rules, so a long sweep is never lost to one bad round. The round's
+for all rules, so a long sweep is never lost to one bad round (``simulation.max_failed_rounds``
+consecutive ones end it). Every sampled client that sent no usable reply is recorded with why,
+and a reply for another round is never aggregated (``docs/reliability.md``). The round's
 :class:`~server.round.RoundResult` goes to the :class:`~server.round.RoundSink` the strategy
 was given; the strategy keeps nothing of past rounds but the chain's state.
 """
