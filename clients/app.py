@@ -14,6 +14,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
+from clients.faults import draw_fault, expired, inject_fault
 from clients.poisoning import active_plan, poisoned_update, training_shard
 from common import protocol as P
 from common.crypto.keys import ClientTrust, client_key
@@ -87,6 +88,8 @@ def train(message: Message, context: Context) -> Message:
     """Train on the local shard and reply with new weights, metrics and signed digests."""
     config = message.content.config_records[P.CONFIG]
     partition_id = int(context.node_config["partition-id"])
+    if expired(message):  # the round is over: Flower would discard the reply anyway
+        return _refuse(message, partition_id, "expired")
     base = message.content.array_records[P.ARRAYS].to_numpy_ndarrays()
     # Verified before anything in the message is obeyed (the scenario is parsed only after).
     trust = _trust(message)
@@ -94,6 +97,8 @@ def train(message: Message, context: Context) -> Message:
         return _refuse(message, partition_id, "unauthentic_broadcast")
     scenario = _scenario_of(message)
     server_round = int(P.number(config, P.SERVER_ROUND))
+    faults = scenario.simulation.faults
+    inject_fault(faults, draw_fault(faults, scenario.seed, server_round, partition_id), message)
 
     plan = active_plan(scenario, partition_id, server_round)
     x, y = training_shard(scenario, partition_id, plan)

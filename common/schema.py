@@ -152,12 +152,51 @@ class AttackSpec(_Section):
         )
 
 
+class FaultSpec(_Section):
+    """Injected client faults, for testing a federation's resilience (``docs/reliability.md``).
+
+    Each is a probability per sampled client per round, drawn from the scenario seed, the round
+    and the partition, and the three are exclusive (one draw ``u``: a crash when ``u < crash``,
+    a hang when ``u < crash + hang``, a straggler when ``u < crash + hang + straggle``).
+    """
+
+    crash: float = Field(0.0, ge=0.0, le=1.0)
+    """The client raises instead of training (the server records Flower's error reason)."""
+    hang: float = Field(0.0, ge=0.0, le=1.0)
+    """The client sleeps past the round's deadline and its reply never arrives."""
+    straggle: float = Field(0.0, ge=0.0, le=1.0)
+    """The client sleeps ``straggle_seconds`` before training, then replies normally."""
+    straggle_seconds: float = Field(2.0, ge=0.0, le=86_400.0)
+
+    @model_validator(mode="after")
+    def _check_total(self) -> FaultSpec:
+        total = self.crash + self.hang + self.straggle
+        if total > 1.0:
+            raise FieldError(
+                "simulation.faults", total, "crash + hang + straggle must be at most 1"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any fault can happen."""
+        return self.crash + self.hang + self.straggle > 0.0
+
+
 class SimulationSpec(_Section):
-    """Ray resources per virtual client and the per-round reply timeout."""
+    """Ray resources per virtual client, timeouts, the failed-round limit and injected faults."""
 
     num_cpus: float = Field(2.0, gt=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
     round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
+    handshake_timeout: float = Field(
+        120.0, gt=0.0, description="seconds to wait for every node at the round-0 handshake"
+    )
+    max_failed_rounds: int = Field(3, ge=1, le=10_000)
+    """The run stops with an error after this many consecutive skipped rounds (a round is
+    skipped when too few updates are accepted for the rule). Consecutive, not total: a long
+    sweep survives sporadic bad rounds, a federation that stopped answering does not."""
+    faults: FaultSpec = FaultSpec()
 
 
 class Scenario(_Section):
@@ -195,6 +234,18 @@ class Scenario(_Section):
                 "clients_per_round",
                 self.clients_per_round,
                 f"a count must be at most data.num_clients ({self.data.num_clients})",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_faults(self) -> Scenario:
+        # Flower's central-DP wrapper refuses a round with a missing or failed reply outright.
+        if self.simulation.faults.enabled and self.dp.enabled and self.dp.mode == "central":
+            raise FieldError(
+                "simulation.faults",
+                self.simulation.faults.model_dump(),
+                "central DP (dp.mode = 'central') needs every sampled client's reply; "
+                "inject faults with local DP or without DP",
             )
         return self
 

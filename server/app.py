@@ -35,7 +35,7 @@ from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
 from server.root_reference import RootReference
-from server.round import RoundSink
+from server.round import FailedRounds, RoundSink
 from server.run_log import RunLog
 from server.stopping import RunInterrupted, StoppableGrid, StopRequest
 from server.strategy import FedshieldStrategy
@@ -109,7 +109,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
-        grid, scenario, timeout=scenario.simulation.round_timeout
+        grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
     strategy = FedshieldStrategy(
         scenario=scenario,
@@ -153,7 +153,12 @@ def round_evaluation(
     privacy: PrivacyTracker | None,
     guard: IntegrityGuard | None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
-    """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log."""
+    """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
+
+    After the round is written, the run ends with a ``RoundsFailedError`` (one ``error:`` line
+    and a non-zero exit) when ``simulation.max_failed_rounds`` consecutive rounds were skipped.
+    """
+    failed = FailedRounds(log.scenario.simulation.max_failed_rounds)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
@@ -164,6 +169,8 @@ def round_evaluation(
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
         log.record(server_round, evaluation, result, extra)
+        if result is not None:
+            failed.observe(result)
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
     return evaluate

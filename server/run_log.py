@@ -26,12 +26,15 @@ class RunLog:
         run_dir: Path,
         scenario: Scenario,
         malicious: frozenset[int],
-        stream: TextIO = sys.stdout,
+        stream: TextIO | None = None,
+        warnings: TextIO | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.scenario = scenario
         self.malicious = malicious
-        self.stream = stream
+        # Resolved now, not at import: the process's streams may have been replaced since.
+        self.stream = sys.stdout if stream is None else stream
+        self.warnings = sys.stderr if warnings is None else warnings
         self.metrics_path = run_dir / "metrics.jsonl"
         self.started = time.perf_counter()
 
@@ -55,6 +58,7 @@ class RunLog:
                 malicious_sampled=len(sampled_malicious),
                 num_replies=result.num_replies,
                 num_failures=result.num_failures,
+                failures={str(k): v for k, v in result.failures.items()},
                 num_refused=len(result.refused),
                 num_accepted=len(result.accepted),
                 num_rejected=len(result.rejected),
@@ -68,6 +72,12 @@ class RunLog:
             )
         row.update(extra)
         append_jsonl(self.metrics_path, row)
+        for partition, reason in row.get("failures", {}).items():
+            print(
+                f"warning: round {server_round}: client {partition} failed: {reason}",
+                file=self.warnings,
+                flush=True,
+            )
         self._progress(row)
         return row
 
@@ -79,6 +89,8 @@ class RunLog:
             parts.append(f"asr {row['attack_success_rate']:.4f}")
         if row["round"] > 0:
             parts.append(f"replies {row['num_replies']}/{row['num_sampled']}")
+            if row["num_failures"]:
+                parts.append(f"failed {row['num_failures']}")
             if row["num_rejected"] or row["num_refused"]:
                 parts.append(f"rejected {row['num_rejected']} refused {row['num_refused']}")
             if row["skipped"]:

@@ -17,7 +17,9 @@ generator and that reference, so it optimises against exactly the rule the serve
 The aggregation chain is a pure function of the stacked deltas and example counts; it never
 receives client identities. When too few updates survive for the chain's bound, the round is
 skipped (the global model is kept) and the reason is recorded in ``metrics.jsonl``: one policy
-for all rules, so a long sweep is never lost to one bad round. The round's
+for all rules, so a long sweep is never lost to one bad round (``simulation.max_failed_rounds``
+consecutive ones end it). Every sampled client that sent no usable reply is recorded with why,
+and a reply for another round is never aggregated (``docs/reliability.md``). The round's
 :class:`~server.round.RoundResult` goes to the :class:`~server.round.RoundSink` the strategy
 was given; the strategy keeps nothing of past rounds but the chain's state.
 """
@@ -46,7 +48,16 @@ from server.adversary import Adversary
 from server.guard import IntegrityGuard
 from server.integrity.claims import structure_failure
 from server.root_reference import RootReference
-from server.round import ChainView, RoundResult, RoundSink, RoundUpdates, TrainingRecord
+from server.round import (
+    ChainView,
+    RoundResult,
+    RoundSink,
+    RoundUpdates,
+    TrainingRecord,
+    drop_stale,
+    round_failures,
+    skip_reason,
+)
 from strategies.base import Rule
 
 
@@ -138,6 +149,9 @@ class FedshieldStrategy(FedAvg):
                     content=RecordDict({P.ARRAYS: payload, P.CONFIG: signed}),
                     message_type=MessageType.TRAIN,
                     dst_node_id=node,
+                    # Expires with the round: a client that picks it up later skips it
+                    # (clients/faults.py), so a slow round never starves the next one.
+                    ttl=self.scenario.simulation.round_timeout,
                 )
             )
         return messages
@@ -168,6 +182,9 @@ class FedshieldStrategy(FedAvg):
         """Decode -> stack -> adversary -> gate -> shuffle -> chain; see the module docstring."""
         replies = list(replies)
         good = [m for m in replies if not m.has_error()]
+        failures = round_failures(
+            self._round.sampled, replies, self._partition_of, self.scenario.simulation.round_timeout
+        )
         decoded = self._decode(good)
         arrived = decoded.replies + decoded.misfits
         rng = derive_rng(self.scenario.seed, "aggregate", server_round)
@@ -194,12 +211,12 @@ class FedshieldStrategy(FedAvg):
             sampled=self._round.sampled,
             tampered=self._round.tampered,
             num_replies=len(good) - len(decoded.refused),
-            num_failures=len(replies) - len(good),
+            failures=failures,
             refused=decoded.refused,
             rejected=rejected,
             flagged=flagged,
             accepted=tuple(updates.replies[i].partition_id for i in kept),
-            skipped=skipped,
+            skipped=None if skipped is None else skip_reason(skipped, failures, rejected, kept),
             train_loss=_mean_loss(arrived),
             honest_replies=tuple(
                 TrainingRecord(r.partition_id, r.local_steps, r.sampling_rate)
@@ -222,7 +239,9 @@ class FedshieldStrategy(FedAvg):
         rejected = dict(decoded.rejected)
         if self.guard is None:
             rejected.update(decoded.misfit_reasons)
-            return rejected, {}, list(range(len(updates.replies)))
+            return drop_stale(
+                server_round, updates.replies, rejected, {}, range(len(updates.replies))
+            )
         outcome = self.guard.check(
             server_round,
             [*updates.replies, *decoded.misfits],
@@ -232,7 +251,7 @@ class FedshieldStrategy(FedAvg):
         rejected.update(outcome.rejected)
         # Misfits come after the stacked rows and the gate always drops them.
         kept = [i for i in outcome.accepted if i < len(updates.replies)]
-        return rejected, dict(outcome.flagged), kept
+        return drop_stale(server_round, updates.replies, rejected, outcome.flagged, kept)
 
     def _shuffle(self, server_round: int, num_rows: int) -> NDArray[np.intp]:
         """The seeded order of the round's rows before the chain runs."""

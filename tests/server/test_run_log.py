@@ -18,7 +18,7 @@ RESULT = RoundResult(
     sampled=(0, 5, 7, 9),
     tampered=(9,),
     num_replies=3,
-    num_failures=1,
+    failures={0: "boom: the client raised"},
     refused={7: "unauthentic_broadcast"},
     rejected={9: ("digest_mismatch",)},
     accepted=(0, 5),
@@ -30,8 +30,8 @@ RESULT = RoundResult(
 def test_each_round_records_who_was_sampled_who_was_malicious_and_what_happened(
     tmp_path: Path,
 ) -> None:
-    stream = io.StringIO()
-    log = RunLog(tmp_path, SCENARIO, frozenset({5, 9}), stream=stream)
+    stream, warnings = io.StringIO(), io.StringIO()
+    log = RunLog(tmp_path, SCENARIO, frozenset({5, 9}), stream=stream, warnings=warnings)
     initial = log.record(0, {"accuracy": 0.1, "loss": 2.3}, None, {})
     row = log.record(1, {"accuracy": 0.5, "loss": 1.2}, RESULT, {"epsilon_max": 1.5})
     assert initial == {"round": 0, "accuracy": 0.1, "loss": 2.3, "num_replies": 0, "seconds": 0.0}
@@ -45,6 +45,7 @@ def test_each_round_records_who_was_sampled_who_was_malicious_and_what_happened(
         "malicious_sampled": 2,
         "num_replies": 3,
         "num_failures": 1,
+        "failures": {"0": "boom: the client raised"},
         "num_refused": 1,
         "num_accepted": 2,
         "num_rejected": 1,
@@ -61,11 +62,15 @@ def test_each_round_records_who_was_sampled_who_was_malicious_and_what_happened(
     lines = stream.getvalue().splitlines()
     assert lines[0] == "round   0/10  acc 0.1000  loss 2.3000"
     assert lines[1].startswith("round   1/10  acc 0.5000  loss 1.2000  replies 3/4  ")
-    assert "rejected 1 refused 1" in lines[1] and lines[1].endswith("eps 1.50")
+    assert "failed 1  rejected 1 refused 1" in lines[1] and lines[1].endswith("eps 1.50")
+    # Each client failure once, as one warning line on its own stream.
+    assert warnings.getvalue() == "warning: round 1: client 0 failed: boom: the client raised\n"
 
 
 def test_finish_writes_the_summary_from_the_recorded_rounds(tmp_path: Path) -> None:
-    log = RunLog(tmp_path, SCENARIO, frozenset({5, 9}), stream=io.StringIO())
+    log = RunLog(
+        tmp_path, SCENARIO, frozenset({5, 9}), stream=io.StringIO(), warnings=io.StringIO()
+    )
     log.record(0, {"accuracy": 0.1, "loss": 2.3}, None, {})
     log.record(1, {"accuracy": 0.7, "loss": 1.0}, RESULT, {})
     log.record(2, {"accuracy": 0.6, "loss": 1.1}, RESULT, {})

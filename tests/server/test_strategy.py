@@ -62,7 +62,10 @@ def test_too_few_updates_for_the_bound_skips_the_round_and_keeps_the_model() -> 
 
 def test_no_reply_skips_the_round() -> None:
     new, result = play_round(_strategy(), 1, BASE, _filled(float), replying=lambda p: False)
-    assert result.skipped == "no update was accepted" and result.num_replies == 0
+    n = len(result.sampled)
+    assert result.skipped == f"no update was accepted (0 accepted; {n} failed, 0 rejected)"
+    assert result.num_replies == 0 and result.num_failures == n
+    assert set(result.failures.values()) == {"no reply within the round timeout (600s)"}
     assert np.all(new[0] == 0)
 
 
