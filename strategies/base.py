@@ -87,12 +87,16 @@ class RuleStage(Params, Generic[S]):
         """Aggregate one round (inputs already checked against the bound); the next state."""
 
 
-class StatelessRule(RuleStage[EmptyState]):
-    """A rule that carries nothing between rounds (Optax's ``stateless``) and uses neither
-    ``rng`` nor ``reference``: one pure function of the updates and counts."""
+class MemorylessRule(RuleStage[EmptyState]):
+    """A rule that carries nothing between rounds; it may still use ``rng`` or ``reference``."""
 
     def init(self, num_params: int) -> EmptyState:
         return EmptyState()
+
+
+class StatelessRule(MemorylessRule):
+    """A rule that carries nothing between rounds (Optax's ``stateless``) and uses neither
+    ``rng`` nor ``reference``: one pure function of the updates and counts."""
 
     def update(
         self,
@@ -132,12 +136,16 @@ class PreStage(Params, Generic[S]):
         """Map one round's ``(updates, counts)`` to the next stage's; the next state."""
 
 
-class StatelessPre(PreStage[EmptyState]):
-    """A pre-aggregator that carries nothing between rounds and draws nothing from ``rng``: one
-    pure function of the updates and counts."""
+class MemorylessPre(PreStage[EmptyState]):
+    """A pre-aggregator that carries nothing between rounds; it may still use ``rng``."""
 
     def init(self, num_params: int) -> EmptyState:
         return EmptyState()
+
+
+class StatelessPre(MemorylessPre):
+    """A pre-aggregator that carries nothing between rounds and draws nothing from ``rng``: one
+    pure function of the updates and counts."""
 
     def update(
         self, updates: Updates, num_examples: Counts, state: EmptyState, *, rng: np.random.Generator

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from strategies import _math
-from strategies.base import Aggregate, Counts, EmptyState, RuleStage, Updates
+from strategies.base import Aggregate, Counts, EmptyState, MemorylessRule, Updates
 from strategies.params import Byzantine
 from strategies.registries import aggregator
 
@@ -37,7 +37,7 @@ def dnc(
 
 
 @aggregator("dnc", kind="filtering")
-class DnC(RuleStage[EmptyState], Byzantine):
+class DnC(MemorylessRule, Byzantine):
     r"""DnC (Divide-and-Conquer): niters times, score every update by its squared projection
     on the top singular direction of a random coordinate subsample and keep the lowest; return
     the mean of the updates kept in every iteration.
@@ -103,9 +103,6 @@ class DnC(RuleStage[EmptyState], Byzantine):
 
     def min_clients(self) -> int:
         return math.floor(self.filter_fraction * self.num_byzantine) + 1
-
-    def init(self, num_params: int) -> EmptyState:
-        return EmptyState()
 
     def update(
         self,

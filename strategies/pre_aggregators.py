@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from strategies import _math
-from strategies.base import Counts, EmptyState, PreStage, StatelessPre, Updates
+from strategies.base import Counts, EmptyState, MemorylessPre, StatelessPre, Updates
 from strategies.params import Byzantine
 from strategies.registries import pre_aggregator
 
@@ -146,7 +146,7 @@ class NNM(StatelessPre, Byzantine):
 
 
 @pre_aggregator("bucketing")
-class Bucketing(PreStage[EmptyState]):
+class Bucketing(MemorylessPre):
     r"""Bucketing: permute the n updates with ``rng``, split them into ceil(n/s) buckets of s
     consecutive updates (the last may be smaller), and return the bucket means with the
     buckets' summed counts.
@@ -199,9 +199,6 @@ class Bucketing(PreStage[EmptyState]):
     def min_clients(self, downstream: int = 1) -> int:
         # ceil(n / s) >= k  <=>  n >= (k - 1) s + 1
         return max(1, (max(downstream, 1) - 1) * self.bucket_size + 1)
-
-    def init(self, num_params: int) -> EmptyState:
-        return EmptyState()
 
     def update(
         self, updates: Updates, num_examples: Counts, state: EmptyState, *, rng: np.random.Generator

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from pydantic import Field, ValidationInfo, field_validator
 
 from strategies import _math
-from strategies.base import Aggregate, Counts, EmptyState, RuleStage, Updates
+from strategies.base import Aggregate, Counts, EmptyState, MemorylessRule, Updates
 from strategies.registries import aggregator
 
 Mask = NDArray[np.bool_]
@@ -87,7 +87,7 @@ def largest_sign_cluster(features: _math.F64) -> Mask:
 
 
 @aggregator("signguard", kind="filtering")
-class SignGuard(RuleStage[EmptyState]):
+class SignGuard(MemorylessRule):
     r"""SignGuard: keep the updates inside a norm band around the median norm and in the
     largest cluster of sign statistics; average them clipped to the median norm.
 
@@ -159,9 +159,6 @@ class SignGuard(RuleStage[EmptyState]):
         if lower is not None and value <= lower:
             raise ValueError(f"upper_bound must exceed lower_bound ({lower})")
         return value
-
-    def init(self, num_params: int) -> EmptyState:
-        return EmptyState()
 
     def update(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from strategies import _math
-from strategies.base import Aggregate, Counts, EmptyState, RuleStage, Updates
+from strategies.base import Aggregate, Counts, EmptyState, MemorylessRule, Updates
 from strategies.registries import aggregator
 
 
@@ -27,7 +27,7 @@ def fltrust(updates: Updates, reference: Aggregate) -> Aggregate:
 
 
 @aggregator("fltrust", kind="trust", needs="defense.root_size >= 1")
-class FLTrust(RuleStage[EmptyState]):
+class FLTrust(MemorylessRule):
     r"""FLTrust: updates rescaled to the server's own update and weighted by their ReLU cosine
     with it.
 
@@ -77,9 +77,6 @@ class FLTrust(RuleStage[EmptyState]):
 
     bound = "none (a clean server root dataset)"
     needs_reference = True
-
-    def init(self, num_params: int) -> EmptyState:
-        return EmptyState()
 
     def update(
         self,
