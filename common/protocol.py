@@ -39,6 +39,7 @@ PARTITION_ID = "partition-id"
 TRAIN_LOSS = "train-loss"
 LOCAL_STEPS = "local-steps"
 SAMPLING_RATE = "sampling-rate"
+TRAIN_SECONDS = "train-seconds"
 REFUSED = "refused"
 
 # Integrity ConfigRecord keys sent by clients.
@@ -68,6 +69,8 @@ class TrainReply:
     train_loss: float = math.nan
     local_steps: int = 0
     sampling_rate: float = 0.0
+    train_seconds: float = math.nan
+    """Wall seconds the client says its local work took (a metric, never a decision input)."""
     base_digest: str = ""
     update_digest: str = ""
     signature: bytes | None = None
@@ -94,6 +97,7 @@ def encode_train_reply(
     train_loss: float | None = None,
     local_steps: int = 0,
     sampling_rate: float = 0.0,
+    train_seconds: float | None = None,
     key: KeyPair | None = None,
     node_id: int = 0,
     base_digest: str = "",
@@ -102,7 +106,8 @@ def encode_train_reply(
 
     ``node_id`` is the sender's own Flower node id and ``base_digest`` the digest of the global
     weights it trained from; both matter only when ``key`` is given. ``train_loss`` is left out
-    when None (with DP on it is a side channel of the private shard: docs/dp.md).
+    when None (with DP on it is a side channel of the private shard: docs/dp.md), and so is
+    ``train_seconds`` (the client's own timing of its local work, for the round's time split).
     """
     content = RecordDict(
         {
@@ -115,6 +120,7 @@ def encode_train_reply(
                     LOCAL_STEPS: local_steps,
                     SAMPLING_RATE: sampling_rate,
                     **({} if train_loss is None else {TRAIN_LOSS: train_loss}),
+                    **({} if train_seconds is None else {TRAIN_SECONDS: train_seconds}),
                 }
             ),
         }
@@ -161,6 +167,9 @@ def decode_train_reply(message: Message) -> TrainReply | Refusal:
         train_loss=number(metrics, TRAIN_LOSS) if TRAIN_LOSS in metrics else math.nan,
         local_steps=int(_within(integer(metrics, LOCAL_STEPS), LOCAL_STEPS, 0, math.inf)),
         sampling_rate=_within(number(metrics, SAMPLING_RATE), SAMPLING_RATE, 0.0, 1.0),
+        train_seconds=_within(number(metrics, TRAIN_SECONDS), TRAIN_SECONDS, 0.0, math.inf)
+        if TRAIN_SECONDS in metrics
+        else math.nan,
         base_digest=text(integrity, BASE_DIGEST) if BASE_DIGEST in integrity else "",
         update_digest=text(integrity, UPDATE_DIGEST) if UPDATE_DIGEST in integrity else "",
         signature=signature,

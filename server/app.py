@@ -6,6 +6,7 @@ importable module so nothing from ``__main__`` is pickled into Ray calls.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -162,13 +163,15 @@ def round_evaluation(
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
+        started = time.perf_counter()
         evaluation = evaluator.evaluate(arrays.to_numpy_ndarrays())
+        evaluate_seconds = time.perf_counter() - started
         extra: dict[str, Any] = {}
         if privacy is not None and result is not None:
             extra.update(privacy.after_round(server_round, result))
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
-        log.record(server_round, evaluation, result, extra)
+        log.record(server_round, evaluation, result, extra, evaluate_seconds=evaluate_seconds)
         if result is not None:
             failed.observe(result)
         return MetricRecord({k: float(v) for k, v in evaluation.items()})

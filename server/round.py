@@ -63,6 +63,8 @@ class RoundResult:
     """What each honest client that replied said about its training; never its weights."""
     attack: Mapping[str, float] = field(default_factory=dict)
     """The colluding attack's diagnostics of the round (empty when none acted)."""
+    timing: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per step of the round (``server/timing.py``), evaluation excepted."""
 
     @property
     def num_failures(self) -> int:

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
 from common.schema import Scenario
 from server.round import RoundResult
+from server.tensorboard_log import BoardWriter
+from server.timing import rounded
 
 
 class RunLog:
@@ -37,6 +39,7 @@ class RunLog:
         self.warnings = sys.stderr if warnings is None else warnings
         self.metrics_path = run_dir / "metrics.jsonl"
         self.started = time.perf_counter()
+        self.board: BoardWriter | None = BoardWriter(run_dir)
 
     def record(
         self,
@@ -44,9 +47,16 @@ class RunLog:
         evaluation: dict[str, float],
         result: RoundResult | None,
         extra: dict[str, Any],
+        *,
+        evaluate_seconds: float | None = None,
     ) -> dict[str, Any]:
-        """Append the round's record and print its progress line; returns the record."""
+        """Append the round's record and print its progress line; returns the record.
+
+        ``time`` is the round's time split (``server/timing.py``): the result's steps plus
+        ``evaluate_seconds``, the evaluation the caller timed.
+        """
         row: dict[str, Any] = {"round": server_round, **evaluation}
+        timing = {} if evaluate_seconds is None else {"evaluate": evaluate_seconds}
         if result is None:  # round 0: the initial global model
             row.update(num_replies=0, seconds=0.0)
         else:
@@ -70,8 +80,13 @@ class RunLog:
                 attack=dict(result.attack),
                 seconds=round(time.perf_counter() - result.started, 4),
             )
+            timing = {**result.timing, **timing}
+        if timing:
+            row["time"] = rounded(timing)
         row.update(extra)
         append_jsonl(self.metrics_path, row)
+        if self.board is not None:
+            self.board.write(row)
         for partition, reason in row.get("failures", {}).items():
             print(
                 f"warning: round {server_round}: client {partition} failed: {reason}",
@@ -105,8 +120,12 @@ class RunLog:
         """Write ``summary.json`` and ``accuracy.png`` from the recorded rounds.
 
         ``status`` is ``"finished"`` after the last round, ``"interrupted"`` when the run was
-        stopped; ``last_round`` is the last round recorded in full either way.
+        stopped; ``last_round`` is the last round recorded in full either way. The TensorBoard
+        event file is closed here.
         """
+        if self.board is not None:
+            self.board.close()
+            self.board = None
         rows = read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
         if not rows:  # stopped before the initial model was even evaluated
             return self._write({"status": status, "last_round": None, **summary}, rows)

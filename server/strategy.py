@@ -58,6 +58,7 @@ from server.round import (
     round_failures,
     skip_reason,
 )
+from server.timing import Stopwatch, client_train_split
 from strategies.base import Rule
 
 
@@ -188,23 +189,29 @@ class FedshieldStrategy(FedAvg):
         decoded = self._decode(good)
         arrived = decoded.replies + decoded.misfits
         rng = derive_rng(self.scenario.seed, "aggregate", server_round)
-        reference = (
-            self.root.update(server_round, self._global)
-            if self.root is not None and self.chain.needs_reference()
-            else None
-        )
+        clock = Stopwatch()  # the round's time split (server/timing.py)
+        with clock.step("aggregate"):
+            reference = (
+                self.root.update(server_round, self._global)
+                if self.root is not None and self.chain.needs_reference()
+                else None
+            )
         view = ChainView(
             self.chain, self.chain_state, rng, reference, partial(self._shuffle, server_round)
         )
         updates = RoundUpdates.stack(decoded.replies, self._global)
-        updates, attack = self.adversary.collude(
-            server_round, updates, self._global, aggregator=view
-        )
-        updates = self.adversary.uplink(server_round, updates)
-        rejected, flagged, kept = self._screen(server_round, updates, decoded)
-        new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
+        with clock.step("attack"):
+            updates, attack = self.adversary.collude(
+                server_round, updates, self._global, aggregator=view
+            )
+            updates = self.adversary.uplink(server_round, updates)
+        with clock.step("integrity"):
+            rejected, flagged, kept = self._screen(server_round, updates, decoded)
+        with clock.step("aggregate"):
+            new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
         if self.guard is not None:
-            new_global = self.guard.after_aggregation(server_round, new_global)
+            with clock.step("integrity"):
+                new_global = self.guard.after_aggregation(server_round, new_global)
         result = RoundResult(
             server_round=server_round,
             started=self._round.started,
@@ -224,6 +231,7 @@ class FedshieldStrategy(FedAvg):
                 if r.partition_id not in self.adversary.malicious
             ),
             attack=attack,
+            timing=client_train_split(arrived) | clock.seconds,
         )
         self.sink.put(result)
         return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})
