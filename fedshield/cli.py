@@ -1,4 +1,5 @@
-"""``fedshield`` command line: run, validate, list, verify, keys generate, watermark verify.
+"""``fedshield`` command line: run, validate, list, verify, keys generate, watermark verify,
+report.
 
 Every user error is a :class:`FedshieldError` printed on one line (``error: ...``) with exit
 code 2; nothing reaches TensorFlow or Ray before the scenario has been validated.
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         ],
     )
     _integrity_commands(commands)
+    report = commands.add_parser(
+        "report", help="tables, figures and report.md from stored runs (a sweep or single runs)"
+    )
+    report.add_argument("directory", help="a sweep directory, or a directory of run directories")
     watermark = commands.add_parser("watermark", help="watermark tools")
     wm_commands = watermark.add_subparsers(dest="watermark_command", required=True)
     wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
@@ -202,6 +207,16 @@ def _cmd_watermark(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from fedshield.report import write_report
+
+    path, runs = write_report(Path(args.directory))
+    for note in runs.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    print(f"ok: {len(runs.runs)} runs reported in {path} ({len(runs.skipped)} skipped)")
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "validate": _cmd_validate,
@@ -209,6 +224,7 @@ _COMMANDS = {
     "verify": _cmd_verify,
     "keys": _cmd_keys,
     "watermark": _cmd_watermark,
+    "report": _cmd_report,
 }
 
 
