@@ -97,10 +97,12 @@ def _rows(run_dir: Path, summary: Mapping[str, Any]) -> tuple[Mapping[str, Any],
             raise Unusable(f"metrics.jsonl:{index}: a record needs an integer round and accuracy")
     if not rows or rounds != sorted(set(rounds)):  # type: ignore[type-var]
         raise Unusable("metrics.jsonl has no rounds, or rounds out of order")
-    if rounds[-1] != summary.get("last_round"):
+    # Runs from before ``last_round`` existed were complete when they wrote a summary.
+    last = summary.get("last_round", summary.get("rounds"))
+    if rounds[-1] != last:
         raise Unusable(
-            f"metrics.jsonl ends at round {rounds[-1]} but summary.json says "
-            f"{summary.get('last_round')} (a truncated file)"
+            f"metrics.jsonl ends at round {rounds[-1]} but summary.json says {last} "
+            "(a truncated file)"
         )
     return tuple(rows)
 
@@ -119,9 +121,9 @@ def load_run(run_dir: Path) -> tuple[Scenario, Mapping[str, Any], tuple[Mapping[
     summary = _json_file(run_dir / "summary.json")
     if not isinstance(summary, dict):
         raise Unusable("summary.json is not a JSON object")
-    status = summary.get("status")
+    status = summary.get("status", "finished")  # written only at the end before it existed
     if status != "finished":
-        raise Unusable(f"{status or 'unfinished'} after round {summary.get('last_round')}")
+        raise Unusable(f"{status} after round {summary.get('last_round')}")
     return scenario, summary, _rows(run_dir, summary)
 
 

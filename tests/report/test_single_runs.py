@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.results import atomic_write_json
-from fedshield.report.collect import collect, differing_fields
+from fedshield.report.collect import ReportError, collect, differing_fields
 from tests.cli_helpers import run_cli
 from tests.report._synthetic_runs import scenario, write_run
 
@@ -152,3 +152,17 @@ def test_a_sweep_cell_not_run_yet_is_a_skipped_note(tmp_path: Path) -> None:
     atomic_write_json(tmp_path / "sweep.json", {"command": "c", "fields": ["seed"], "cells": cells})
     runs = collect(tmp_path)
     assert [r.id for r in runs.runs] == ["cells/0"] and runs.skipped == ("1: not run (pending)",)
+
+
+def test_a_run_from_before_status_was_recorded_counts_as_finished(tmp_path: Path) -> None:
+    # Such a summary was written only at the end; its `rounds` says how many there were.
+    run = write_run(tmp_path / "old", "fedavg", "alie", 0.1, 1)
+    summary = json.loads((run / "summary.json").read_text())
+    legacy = {k: v for k, v in summary.items() if k not in ("status", "last_round")}
+    atomic_write_json(run / "summary.json", {**legacy, "rounds": 3})
+    assert [r.id for r in collect(tmp_path).runs] == ["old"]
+    atomic_write_json(run / "summary.json", {**legacy, "rounds": 4})
+    with pytest.raises(
+        ReportError, match="old: metrics.jsonl ends at round 3 but summary.json says 4"
+    ):
+        collect(tmp_path)
