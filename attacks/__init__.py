@@ -13,8 +13,10 @@ and ``update`` attacks, the server's adversary its ``collusion`` and ``transit``
 from __future__ import annotations
 
 from attacks import (
+    backdoor_triggers,
     collusion,
     data_poisoning,
+    edge_case,
     fang,
     malformed,
     mimic,
@@ -56,8 +58,10 @@ __all__ = [
     "TransitAttack",
     "UpdateAttack",
     "attack_plan",
+    "backdoor_triggers",
     "collusion",
     "data_poisoning",
+    "edge_case",
     "fang",
     "get_attack",
     "malformed",

@@ -143,9 +143,19 @@ class DataAttack(Attack[P]):
 
     @abstractmethod
     def poison(
-        self, x: Images, y: Labels, *, num_classes: int, rng: np.random.Generator
+        self,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int = 0,
     ) -> PoisonedData:
-        """The poisoned copy of the shard ``(x, y)``."""
+        """The poisoned copy of the shard ``(x, y)``.
+
+        ``colluder`` is the client's rank among the run's malicious clients (sorted partition
+        ids); only an attack that splits its work between colluders (DBA) reads it.
+        """
 
     @abstractmethod
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:

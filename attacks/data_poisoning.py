@@ -7,7 +7,8 @@ unchanged, and ``PoisonedData.poisoned`` marks exactly the samples that differ.
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import abstractmethod
+from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,15 +17,9 @@ from pydantic import Field, ValidationInfo, field_validator
 from attacks._maths import choose_indices, exact_count
 from attacks.base import DataAttack, Images, Labels, PoisonedData, SuccessSet
 from attacks.registry import register_attack
+from attacks.triggers import TriggerBackdoor, TriggerParams, check_class
 from common.errors import ConfigError
 from common.registry import ClassLabel, Params
-
-
-def _check_class(field: str, value: int, num_classes: int) -> None:
-    if value >= num_classes:
-        raise ConfigError(
-            f"attack.params.{field}: got {value}; must be < num_classes ({num_classes})"
-        )
 
 
 def _mask(size: int, chosen: NDArray[np.intp]) -> NDArray[np.bool_]:
@@ -109,13 +104,20 @@ class LabelFlip(DataAttack[LabelFlipParams]):
         return np.asarray(self._flipped(y, num_classes) != y)
 
     def poison(
-        self, x: Images, y: Labels, *, num_classes: int, rng: np.random.Generator
+        self,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int = 0,
     ) -> PoisonedData:
         """Flip ``floor(ratio * eligible + 0.5)`` eligible labels chosen with ``rng``."""
+        del colluder  # every colluder flips the same way
         if self.params.mode != "reverse":
-            _check_class("target", self.params.target, num_classes)
+            check_class("target", self.params.target, num_classes)
         if self.params.source is not None:
-            _check_class("source", self.params.source, num_classes)
+            check_class("source", self.params.source, num_classes)
         eligible = np.flatnonzero(self._eligible(y, num_classes))
         chosen = choose_indices(rng, eligible, exact_count(self.params.ratio, eligible.size))
         new_y = np.array(y, dtype=np.int64, copy=True)
@@ -142,19 +144,58 @@ class LabelFlip(DataAttack[LabelFlipParams]):
 Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
 
 
-class BackdoorParams(Params):
-    """BadNets trigger geometry and value, the poisoned fraction and the target class."""
+class CornerParams(TriggerParams):
+    """Where a square trigger sits (a corner, ``offset`` pixels in) and its pixel value."""
 
-    target: ClassLabel = 0
-    ratio: float = Field(0.1, gt=0.0, le=1.0)
-    trigger_size: int = Field(3, ge=1)
     position: Corner = "bottom_right"
     offset: int = Field(1, ge=0)
     value: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class BackdoorParams(CornerParams):
+    """BadNets trigger geometry and value, the poisoned fraction and the target class."""
+
+    trigger_size: int = Field(3, ge=1)
+
+
+CP = TypeVar("CP", bound=CornerParams)
+
+
+class CornerTrigger(TriggerBackdoor[CP]):
+    """A ``size`` x ``size`` square set to ``value``, ``offset`` pixels in from a corner."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Side of the square, in pixels."""
+
+    def _trigger_slices(self, height: int, width: int) -> tuple[slice, slice]:
+        size, offset = self.size, self.params.offset
+        if size + offset > min(height, width):
+            raise ConfigError(
+                f"attack.params.trigger_size: got {size} with offset {offset}; the trigger must "
+                f"fit in the {height}x{width} image (size + offset <= {min(height, width)})"
+            )
+        top = self.params.position.startswith("top")
+        left = self.params.position.endswith("left")
+        rows = (
+            slice(offset, offset + size) if top else slice(height - offset - size, height - offset)
+        )
+        cols = (
+            slice(offset, offset + size) if left else slice(width - offset - size, width - offset)
+        )
+        return rows, cols
+
+    def apply_trigger(self, x: Images) -> Images:
+        """A copy of ``x`` ``(N, H, W, C)`` with the trigger stamped on every image."""
+        rows, cols = self._trigger_slices(x.shape[1], x.shape[2])
+        out = np.array(x, dtype=np.float32, copy=True)
+        out[:, rows, cols, :] = self.params.value
+        return out
+
+
 @register_attack("backdoor", BackdoorParams)
-class Backdoor(DataAttack[BackdoorParams]):
+class Backdoor(CornerTrigger[BackdoorParams]):
     r"""BadNets pixel-pattern backdoor (Gu et al. 2017; in FL: Bagdasaryan et al. 2020).
 
     .. math::
@@ -205,47 +246,7 @@ class Backdoor(DataAttack[BackdoorParams]):
     (1, 1.0, 7)
     """
 
-    def _trigger_slices(self, height: int, width: int) -> tuple[slice, slice]:
-        size, offset = self.params.trigger_size, self.params.offset
-        if size + offset > min(height, width):
-            raise ConfigError(
-                f"attack.params.trigger_size: got {size} with offset {offset}; the trigger must "
-                f"fit in the {height}x{width} image (size + offset <= {min(height, width)})"
-            )
-        top = self.params.position.startswith("top")
-        left = self.params.position.endswith("left")
-        rows = (
-            slice(offset, offset + size) if top else slice(height - offset - size, height - offset)
-        )
-        cols = (
-            slice(offset, offset + size) if left else slice(width - offset - size, width - offset)
-        )
-        return rows, cols
-
-    def apply_trigger(self, x: Images) -> Images:
-        """A copy of ``x`` ``(N, H, W, C)`` with the trigger stamped on every image."""
-        rows, cols = self._trigger_slices(x.shape[1], x.shape[2])
-        out = np.array(x, dtype=np.float32, copy=True)
-        out[:, rows, cols, :] = self.params.value
-        return out
-
-    def poison(
-        self, x: Images, y: Labels, *, num_classes: int, rng: np.random.Generator
-    ) -> PoisonedData:
-        """Trigger and relabel ``floor(ratio * N + 0.5)`` samples chosen with ``rng``."""
-        _check_class("target", self.params.target, num_classes)
-        n = y.shape[0]
-        chosen = choose_indices(rng, np.arange(n), exact_count(self.params.ratio, n))
-        new_x = np.array(x, dtype=np.float32, copy=True)
-        new_x[chosen] = self.apply_trigger(x[chosen])
-        new_y = np.array(y, dtype=np.int64, copy=True)
-        new_y[chosen] = self.params.target
-        return PoisonedData(new_x, new_y, _mask(n, chosen))
-
-    def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
-        """The triggered test samples NOT already of class ``target`` (a target-class sample
-        classified as target proves nothing), all labelled ``target``; the baseline is the same
-        samples without the trigger."""
-        clean = np.array(x_test[y_test != self.params.target], dtype=np.float32, copy=True)
-        target = np.full(clean.shape[0], self.params.target, dtype=np.int64)
-        return SuccessSet(self.apply_trigger(clean), target, baseline_x=clean)
+    @property
+    def size(self) -> int:
+        """``trigger_size``."""
+        return self.params.trigger_size

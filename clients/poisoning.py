@@ -39,7 +39,8 @@ def training_shard(
     """``(x, y)`` the client trains on: its shard, poisoned when the plan has a data attack.
 
     The poisoned subset is drawn from a generator keyed by (seed, client), so it is the same
-    every round and on every worker.
+    every round and on every worker. The client's rank among the malicious clients (sorted ids)
+    is its colluder number: DBA gives each rank its own piece of the trigger.
     """
     x, y = client_shard(scenario, partition_id)
     if plan is None or plan.data is None:
@@ -49,6 +50,7 @@ def training_shard(
         y,
         num_classes=dataset_of(scenario).num_classes,
         rng=derive_rng(scenario.seed, "poison", partition_id),
+        colluder=sorted(malicious_clients(scenario)).index(partition_id),
     )
     return result.x, result.y
 

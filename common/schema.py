@@ -103,6 +103,9 @@ class AttackSpec(_Section):
     start_round: int = Field(1, ge=1)
     end_round: int | None = Field(None, ge=1)
     probability: float = Field(1.0, gt=0.0, le=1.0)
+    durability_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    """A backdoor still works while its attack success rate is at least this (durability:
+    ``server.durability``)."""
 
     @model_validator(mode="after")
     def _check_window(self) -> AttackSpec:

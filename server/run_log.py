@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
 from common.schema import Scenario
+from server.durability import backdoor_durability
 from server.round import RoundResult
 from server.tensorboard_log import BoardWriter
 from server.timing import rounded
@@ -152,6 +153,7 @@ class RunLog:
         ):
             if key in rows[-1]:
                 summary[f"final_{key}"] = rows[-1][key]
+        summary.update(backdoor_durability(rows, self.scenario.attack, self.scenario.seed))
         return self._write(summary, rows)
 
     def _write(self, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -56,6 +56,21 @@ def test_backdoor_stamps_the_trigger_on_the_ratio_and_relabels_to_the_target() -
     assert sum(len(p) for p in partitions_of(s)) == 1437
 
 
+def test_dba_colluders_stamp_their_own_share_ranked_by_partition_id() -> None:
+    s = load_scenario(
+        "quickstart",
+        ['attack.type="dba"', "attack.malicious=3", "attack.params={target=0, ratio=1.0}"],
+    )
+    rows_of = {}
+    for rank, partition_id in enumerate(sorted(malicious_clients(s))):
+        clean_x, _ = client_shard(s, partition_id)
+        x, _ = _shard(s, partition_id)
+        changed = np.any(x != clean_x, axis=(0, 2, 3))  # which image rows any sample changed in
+        rows_of[rank] = set(np.flatnonzero(changed).tolist())
+    # Rank r stamps row 1 + r only (BackFed's layout): three colluders, three different rows.
+    assert rows_of == {0: {1}, 1: {2}, 2: {3}}
+
+
 def test_model_replacement_client_sends_its_backdoor_update_boosted_by_gamma() -> None:
     s = load_scenario("attack_model_replacement", ["train.local_epochs=1"])
     (attacker,) = malicious_clients(s)
