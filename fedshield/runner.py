@@ -22,6 +22,7 @@ from fedshield.ray_session import (
     run_in_thread,
     stop_on_signals,
 )
+from fedshield.resume import resume_point
 from scenarios.preflight import check_environment
 
 if TYPE_CHECKING:
@@ -117,8 +118,11 @@ def _await_engine(engine: threading.Thread, outcome: RunOutcome) -> None:
     engine.join(STOP_GRACE_S)
 
 
-def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
-    """Run ``scenario`` end to end; raises the ServerApp's own error if it failed."""
+def run_scenario(
+    scenario: Scenario, *, verbose: bool = False, resume: Path | None = None
+) -> RunResult:
+    """Run ``scenario`` end to end, or continue the run in ``resume`` from its last round;
+    raises the ServerApp's own error if it failed."""
     check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
     import_apps(verbose)
     from flwr.simulation import run_simulation
@@ -129,7 +133,8 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
     os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
 
-    run_dir = new_run_dir(scenario)
+    point = None if resume is None else resume_point(resume, scenario)
+    run_dir = new_run_dir(scenario) if resume is None else resume
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))
     outcome = RunOutcome()
     if not verbose:
@@ -148,7 +153,7 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     def simulate() -> None:
         try:
             run_simulation(
-                server_app=build_server_app(scenario, run_dir, outcome),
+                server_app=build_server_app(scenario, run_dir, outcome, point),
                 client_app=client_app,
                 num_supernodes=scenario.data.num_clients,
                 backend_name=register_watched_backend(on_engine_failure),
