@@ -24,6 +24,7 @@ from fedshield.ray_session import (
 )
 from fedshield.resume import resume_point
 from scenarios.preflight import check_environment
+from scenarios.resources import ray_cpus
 
 if TYPE_CHECKING:
     from server.app import RunOutcome
@@ -56,7 +57,7 @@ def new_run_dir(scenario: Scenario) -> Path:
 def ray_init_args(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     """``ray.init`` settings of the run's private Ray: all the host's CPUs, a quiet Ray."""
     return {
-        "num_cpus": max(os.cpu_count() or 1, int(scenario.simulation.num_cpus)),
+        "num_cpus": ray_cpus(scenario),
         "include_dashboard": False,
         "log_to_driver": verbose,
         "logging_level": logging.INFO if verbose else logging.ERROR,
