@@ -28,7 +28,7 @@ def resumed_scenario(run_dir: str, source: str | None, overrides: Iterable[str])
     try:
         recorded = read_json(path)
         stored = validate_document(recorded)
-    except (OSError, ValueError, TypeError, FedshieldError) as err:
+    except (OSError, ValueError, TypeError, RecursionError, FedshieldError) as err:
         raise ConfigError(f"--resume: got {run_dir!r}; cannot read {path} ({err})") from None
     overrides = list(overrides)
     if source is None and not overrides:

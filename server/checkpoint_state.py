@@ -19,7 +19,6 @@ import importlib
 import io
 import json
 import math
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -72,13 +71,18 @@ def _state_class(name: str) -> Callable[..., Any]:
     return cls
 
 
-_NODES = ({"a"}, {"f"}, {"n", "t"}, {"t"}, {"l"}, {"d"})
+_NODES = {"a": int, "f": str, "n": str, "t": list, "l": list, "d": list}
+"""Each node's keys and the JSON type of their values (``{"n", "t"}`` is the one pair)."""
 
 
 def _decode(node: Any, arrays: list[np.ndarray[Any, Any]]) -> Any:
     if node is None or isinstance(node, bool | int | float | str):
         return node
-    if not isinstance(node, dict) or set(node) not in _NODES:
+    if (
+        not isinstance(node, dict)
+        or not (len(node) == 1 or set(node) == {"n", "t"})
+        or not all(isinstance(v, _NODES.get(k, ())) for k, v in node.items())
+    ):
         raise ValueError(f"unexpected node {str(node)[:40]!r}")
     if "a" in node:
         return arrays[node["a"]]
@@ -90,7 +94,14 @@ def _decode(node: Any, arrays: list[np.ndarray[Any, Any]]) -> Any:
         return tuple(_decode(v, arrays) for v in node["t"])
     if "l" in node:
         return [_decode(v, arrays) for v in node["l"]]
-    return {_decode(k, arrays): _decode(v, arrays) for k, v in node["d"]}
+    pairs = (_pair(item) for item in node["d"])
+    return {_decode(k, arrays): _decode(v, arrays) for k, v in pairs}
+
+
+def _pair(item: Any) -> tuple[Any, Any]:
+    if not (isinstance(item, list) and len(item) == 2):
+        raise ValueError(f"unexpected table entry {str(item)[:40]!r}")
+    return item[0], item[1]
 
 
 def write_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
@@ -114,20 +125,33 @@ def read_checkpoint(run_dir: Path) -> dict[str, Any]:
             "holds one once its first round is recorded)"
         )
     try:
-        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as archive:
-            document = json.loads(str(archive["tree"][()]))
-            count = len(archive.files) - 1
-            arrays = [archive[f"a{i}"] for i in range(count)]
+        arrays, tree = _members(path.read_bytes())
+        document = json.loads(tree)
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"not a format-{FORMAT} checkpoint")
         state = _decode(document["state"], arrays)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, RecursionError) as err:
-        raise CheckpointError(f"--resume: {path} is corrupt ({_first_line(err)})") from None
-    except zipfile.BadZipFile as err:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError) as err:
         raise CheckpointError(f"--resume: {path} is corrupt ({_first_line(err)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"--resume: {path} is corrupt (its state is not a table)")
     return state
+
+
+def _members(data: bytes) -> tuple[list[np.ndarray[Any, Any]], str]:
+    """The arrays and the tree text of an archive; ``ValueError`` for anything unreadable.
+
+    The zip and ``.npy`` layers can raise far more than ``ValueError`` on damaged bytes
+    (``BadZipFile``, ``NotImplementedError`` for a flipped compression method, ``RuntimeError``
+    for a flipped encryption flag, ``EOFError``, ``zlib.error``...): whatever they raise, the
+    file is corrupt.
+    """
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            tree = str(archive["tree"][()])
+            count = len(archive.files) - 1
+            return [archive[f"a{i}"] for i in range(count)], tree
+    except Exception as err:  # any failure of the zip or .npy layers: see the docstring
+        raise ValueError(_first_line(err)) from None
 
 
 def _first_line(err: BaseException) -> str:

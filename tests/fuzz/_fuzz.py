@@ -112,6 +112,11 @@ file_damage = st.one_of(
 )
 
 
+def json_damage(data: bytes, index: int, value: Any) -> bytes:
+    """JSON text ``data`` with one key of one line (or of the document) set to ``value``."""
+    return _json_damage(data, index, value)
+
+
 def damage(path: Path, how: tuple[Any, ...]) -> None:
     """Apply one generated :data:`file_damage` to ``path``."""
     kind = how[0]
@@ -135,11 +140,11 @@ def damage(path: Path, how: tuple[Any, ...]) -> None:
 
 def _json_damage(data: bytes, index: int, value: Any) -> bytes:
     """One key of one JSON line (or of the whole file) set to ``value``."""
-    lines = data.decode("utf-8").splitlines() or ["{}"]
-    line = index % len(lines)
     try:
+        lines = data.decode("utf-8").splitlines() or ["{}"]
+        line = index % len(lines)
         record = json.loads(lines[line]) if len(lines) > 1 else json.loads(data)
-    except ValueError:
+    except ValueError:  # not UTF-8 or not JSON (any more): nothing to edit
         return data
     if isinstance(record, dict) and record:
         key = sorted(record)[index % len(record)]
