@@ -42,7 +42,7 @@ def resumed_scenario(run_dir: str, source: str | None, overrides: Iterable[str])
     changed = _differences(stored.model_dump(mode="json"), given.model_dump(mode="json"))
     if changed:
         raise ConfigError(
-            f"--resume: {run_dir} ran another scenario: {', '.join(changed[:5])} differ; "
+            f"--resume: {run_dir} ran another scenario (differing: {', '.join(changed[:5])}); "
             "resume with the recorded scenario (no scenario argument, no --set)"
         )
     check_environment(stored)
