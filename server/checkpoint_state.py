@@ -19,6 +19,7 @@ import importlib
 import io
 import json
 import math
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -143,9 +144,16 @@ def _members(data: bytes) -> tuple[list[np.ndarray[Any, Any]], str]:
     The zip and ``.npy`` layers can raise far more than ``ValueError`` on damaged bytes
     (``BadZipFile``, ``NotImplementedError`` for a flipped compression method, ``RuntimeError``
     for a flipped encryption flag, ``EOFError``, ``zlib.error``...): whatever they raise, the
-    file is corrupt.
+    file is corrupt. Members must be stored, as ``np.savez`` writes them: a compressed one
+    could inflate to any size, so memory stays bounded by the file's size.
     """
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as members:
+            packed = [
+                i.filename for i in members.infolist() if i.compress_type != zipfile.ZIP_STORED
+            ]
+        if packed:  # np.savez stores; a compressed member could inflate to any size
+            raise ValueError(f"compressed member {packed[0]!r} (a zip bomb?)")
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             tree = str(archive["tree"][()])
             count = len(archive.files) - 1

@@ -206,3 +206,12 @@ def test_the_logs_are_cut_back_to_the_checkpoints_round(tmp_path: Path) -> None:
 def test_the_point_hands_back_the_saved_weights(tmp_path: Path) -> None:
     point = ResumePoint(1, {"weights": [np.ones(2, np.float32)]})
     np.testing.assert_array_equal(point.weights[0], np.ones(2))
+
+
+def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    # 64 MB of zeros deflate to about 64 kB: a planted checkpoint must not inflate it.
+    bomb = {"tree": np.array(json.dumps({"format": 1, "state": {"a0": {"a": 0}}}))}
+    np.savez_compressed(tmp_path / CHECKPOINT_FILE, a0=np.zeros(2**24, np.float32), **bomb)
+    assert (tmp_path / CHECKPOINT_FILE).stat().st_size < 2**20
+    with pytest.raises(CheckpointError, match="compressed member 'a0.npy'"):
+        read_checkpoint(tmp_path)
