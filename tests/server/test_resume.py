@@ -215,3 +215,55 @@ def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path: Path) ->
     assert (tmp_path / CHECKPOINT_FILE).stat().st_size < 2**20
     with pytest.raises(CheckpointError, match="compressed member 'a0.npy'"):
         read_checkpoint(tmp_path)
+
+
+def test_the_guards_quarantine_the_wire_and_the_accountant_survive_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from server.evaluation import Evaluator
+    from server.guard import IntegrityGuard
+    from server.integrity.gate import GateState
+    from server.privacy_accounting import RoundEvent
+
+    s = load_scenario("quickstart", ["integrity.enabled=true"])
+    evaluator = cast(Evaluator, SimpleNamespace(model=None, dataset=None))  # watermark off
+
+    def objects(run_dir: Path) -> RunState:
+        guard = IntegrityGuard(s, run_dir, malicious=frozenset(), evaluator=evaluator)
+        strategy = make_strategy(s, build_chain("fedavg", {}), num_params=16, guard=guard)
+        privacy = PrivacyTracker(s, malicious=frozenset())
+        return RunState(run_dir, strategy, strategy.sink, FailedRounds(3), guard, privacy, VERSIONS)
+
+    state = objects(tmp_path)
+    assert state.guard is not None and state.privacy is not None
+    state.guard.state = GateState({3: 7, 5: 4})
+    state.guard.shard_sizes = {0: 140, 1: 150}
+    state.guard.flagged_by_round = {1: [3], 2: [3, 5]}
+    state.strategy.adversary._recorded = {("uplink", 3): [np.full(4, 2.0, np.float32)]}
+    state.privacy.ledger.record(
+        2,
+        server_round=1,
+        steps=9,
+        epochs=1,
+        sampling_rate=0.2,
+        noise_multiplier=1.1,
+        microbatch_size=1,
+    )
+    state.sink.ever_accepted = {0, 2}
+    state.save(2, BASE)
+
+    back = objects(tmp_path)
+    back.restore(load(tmp_path, s, VERSIONS))
+    assert back.guard is not None and back.privacy is not None
+    assert back.guard.state.is_quarantined(3, 7) and not back.guard.state.is_quarantined(3, 8)
+    assert dict(back.guard.state.quarantined_until) == {3: 7, 5: 4}
+    assert back.guard.shard_sizes == {0: 140, 1: 150}
+    assert back.guard.flagged_by_round == {1: [3], 2: [3, 5]}
+    np.testing.assert_array_equal(
+        back.strategy.adversary._recorded[("uplink", 3)][0], np.full(4, 2.0)
+    )
+    assert back.privacy.ledger._events[2] == [RoundEvent(1, 9, 1, 0.2, 1.1, 1)]
+    assert back.sink.ever_accepted == {0, 2}
