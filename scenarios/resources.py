@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -107,13 +108,20 @@ def check_fits(
     )
 
 
+@lru_cache(maxsize=32)
+def num_params(model: str, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Parameters of the registered ``model`` (built once per shape: validation calls it often)."""
+    from common.learning.models import build_model
+
+    return int(build_model(model, input_shape, num_classes).count_params())
+
+
 def check_memory(scenario: Scenario) -> None:
     """Refuse, in one line, a scenario whose concurrent actors cannot fit this host's memory."""
     from common.data.shards import dataset_of
-    from common.learning.models import build_model
 
     dataset = dataset_of(scenario)
     arrays = (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
-    model = build_model(scenario.model.name, dataset.input_shape, dataset.num_classes)
-    estimate = estimate_memory(scenario, model.count_params(), sum(a.nbytes for a in arrays))
+    params = num_params(scenario.model.name, dataset.input_shape, dataset.num_classes)
+    estimate = estimate_memory(scenario, params, sum(a.nbytes for a in arrays))
     check_fits(scenario, estimate, cpus=ray_cpus(scenario), available=available_memory())

@@ -22,6 +22,7 @@ from scenarios.resources import (
     check_fits,
     concurrent_actors,
     estimate_memory,
+    num_params,
 )
 from tests.cli_helpers import run_cli
 
@@ -39,6 +40,10 @@ def test_the_estimate_of_quickstart_counts_runtime_model_copies_and_data() -> No
     local_dp = estimate_memory(load_scenario("dp_local"), 1000, 0)
     batch = load_scenario("dp_local").train.batch_size
     assert local_dp.actor - TF_RUNTIME == 4 * 1000 * (5 + batch)  # one gradient per example
+
+
+def test_the_mlp_on_digits_has_the_parameters_counted_above() -> None:
+    assert num_params("mlp", (8, 8, 1), 10) == MLP_PARAMS
 
 
 def test_flowers_pool_size_is_cpus_over_the_clients_share() -> None:
