@@ -41,9 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedshield", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def scenario_args(sub: argparse.ArgumentParser) -> None:
+    def scenario_args(sub: argparse.ArgumentParser, nargs: str | None = None) -> None:
         sub.add_argument(
-            "scenario", help="path to a scenario TOML file, or a packaged scenario name"
+            "scenario",
+            nargs=nargs,
+            help="path to a scenario TOML file, or a packaged scenario name",
         )
         sub.add_argument(
             "--set",
@@ -55,8 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     run = commands.add_parser("run", help="run a scenario end to end")
-    scenario_args(run)
+    scenario_args(run, nargs="?")
     run.add_argument("--verbose", action="store_true", help="show Flower, Ray and TF logs")
+    run.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last complete round"
+    )
     validate = commands.add_parser("validate", help="validate a scenario without running it")
     scenario_args(validate)
     listing = commands.add_parser("list", help="list registered plug-ins and packaged scenarios")
@@ -90,12 +95,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from fedshield.resume import resumed_scenario
     from fedshield.runner import Interrupted, run_scenario
     from scenarios.loader import load_scenario
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    if args.resume is not None:
+        scenario = resumed_scenario(args.resume, args.scenario, args.overrides)
+    elif args.scenario is None:
+        raise FedshieldError("run: give a scenario, or --resume RUN_DIR")
+    else:
+        scenario = load_scenario(args.scenario, args.overrides)
+    resume = None if args.resume is None else Path(args.resume)
     try:
-        result = run_scenario(scenario, verbose=args.verbose)
+        result = run_scenario(scenario, verbose=args.verbose, resume=resume)
     except Interrupted as stopped:  # Ctrl-C or SIGTERM: one line, the shell's exit code
         print(stopped, file=sys.stderr)
         return stopped.exit_code

@@ -142,6 +142,9 @@ def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str
     """
     from flwr.server.superlink.fleet.vce.backend import supported_backends
     from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+    from ray.exceptions import RayActorError
+
+    from fedshield.actor_pool import died, replace_dead
 
     class WatchedRayBackend(RayBackend):
         def __init__(self, backend_config: Any) -> None:
@@ -157,6 +160,13 @@ def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str
             except BaseException as err:
                 on_failure(err)
                 raise
+
+        def process_message(self, message: Any, context: Any) -> Any:
+            try:
+                return super().process_message(message, context)
+            except RayActorError as err:  # fedshield/actor_pool.py: replace it, fail the client
+                replace_dead(self.pool, err.actor_id)
+                raise died(err) from None
 
     supported_backends[ENGINE_BACKEND] = WatchedRayBackend
     return ENGINE_BACKEND

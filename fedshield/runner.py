@@ -22,7 +22,9 @@ from fedshield.ray_session import (
     run_in_thread,
     stop_on_signals,
 )
+from fedshield.resume import resume_point
 from scenarios.preflight import check_environment
+from scenarios.resources import ray_cpus
 
 if TYPE_CHECKING:
     from server.app import RunOutcome
@@ -55,7 +57,7 @@ def new_run_dir(scenario: Scenario) -> Path:
 def ray_init_args(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     """``ray.init`` settings of the run's private Ray: all the host's CPUs, a quiet Ray."""
     return {
-        "num_cpus": max(os.cpu_count() or 1, int(scenario.simulation.num_cpus)),
+        "num_cpus": ray_cpus(scenario),
         "include_dashboard": False,
         "log_to_driver": verbose,
         "logging_level": logging.INFO if verbose else logging.ERROR,
@@ -117,8 +119,11 @@ def _await_engine(engine: threading.Thread, outcome: RunOutcome) -> None:
     engine.join(STOP_GRACE_S)
 
 
-def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
-    """Run ``scenario`` end to end; raises the ServerApp's own error if it failed."""
+def run_scenario(
+    scenario: Scenario, *, verbose: bool = False, resume: Path | None = None
+) -> RunResult:
+    """Run ``scenario`` end to end, or continue the run in ``resume`` from its last round;
+    raises the ServerApp's own error if it failed."""
     check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
     import_apps(verbose)
     from flwr.simulation import run_simulation
@@ -129,7 +134,8 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
     os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
 
-    run_dir = new_run_dir(scenario)
+    point = None if resume is None else resume_point(resume, scenario)
+    run_dir = new_run_dir(scenario) if resume is None else resume
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))
     outcome = RunOutcome()
     if not verbose:
@@ -148,7 +154,7 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     def simulate() -> None:
         try:
             run_simulation(
-                server_app=build_server_app(scenario, run_dir, outcome),
+                server_app=build_server_app(scenario, run_dir, outcome, point),
                 client_app=client_app,
                 num_supernodes=scenario.data.num_clients,
                 backend_name=register_watched_backend(on_engine_failure),

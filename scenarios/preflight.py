@@ -14,16 +14,19 @@ from pathlib import Path
 
 from common.errors import ConfigError, FedshieldError
 from common.schema import Scenario
+from scenarios.resources import check_memory
 
 
 def check_environment(scenario: Scenario) -> None:
     """Every host resource the scenario needs: a writable output directory, every key file
-    when ``integrity.keys_dir`` is set, and a GPU when ``simulation.num_gpus > 0``."""
+    when ``integrity.keys_dir`` is set, a GPU when ``simulation.num_gpus > 0``, and the memory
+    the concurrent client actors need (:mod:`scenarios.resources`)."""
     check_output(scenario.output)
     if scenario.integrity.enabled and scenario.integrity.keys_dir is not None:
         check_keys(scenario)
     if scenario.simulation.num_gpus > 0:
         check_gpus(scenario.simulation.num_gpus)
+    check_memory(scenario)
 
 
 def check_output(output: str) -> None:

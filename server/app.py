@@ -35,6 +35,7 @@ from server.handshake import discover_partitions
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
+from server.resume import ResumePoint, RunState, start_rounds
 from server.root_reference import RootReference
 from server.round import FailedRounds, RoundSink
 from server.run_log import RunLog
@@ -89,8 +90,14 @@ def initial_weights(
     ]
 
 
-def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
-    """Run the whole federation; returns the summary written to ``summary.json``."""
+def serve(
+    grid: Grid,
+    scenario: Scenario,
+    run_dir: Path,
+    outcome: RunOutcome,
+    resume: ResumePoint | None = None,
+) -> dict[str, Any]:
+    """Run the whole federation (or its rounds after ``resume``); returns the summary."""
     dataset = dataset_of(scenario)
     malicious = malicious_clients(scenario)
     weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
@@ -122,7 +129,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
     )
-    if guard is not None:
+    if guard is not None and resume is None:
         weights = guard.start(weights, shard_sizes=shard_sizes)
     # Central DP: Flower's own wrapper clips every reply's delta before our pipeline and adds
     # noise to its output (the validator allows it only with unweighted FedAvg, integrity off).
@@ -131,13 +138,10 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         if central_dp(scenario)
         else strategy
     )
-    result = runner.start(
-        grid,
-        ArrayRecord(weights),
-        num_rounds=scenario.rounds,
-        timeout=scenario.simulation.round_timeout,
-        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard),
-    )
+    failed = FailedRounds(scenario.simulation.max_failed_rounds)
+    state = RunState(run_dir, strategy, sink, failed, guard, privacy, package_versions())
+    evaluate = round_evaluation(evaluator, sink, log, privacy, guard, failed, state.save)
+    result = start_rounds(runner, grid, weights, evaluate, state, resume)
     final = result.arrays.to_numpy_ndarrays()
     summary = _summary(scenario, evaluator, sink.ever_accepted, final)
     if privacy is not None:
@@ -153,13 +157,15 @@ def round_evaluation(
     log: RunLog,
     privacy: PrivacyTracker | None,
     guard: IntegrityGuard | None,
+    failed: FailedRounds,
+    save: Callable[[int, list[NDArray[np.float32]]], None],
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
     """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
 
-    After the round is written, the run ends with a ``RoundsFailedError`` (one ``error:`` line
-    and a non-zero exit) when ``simulation.max_failed_rounds`` consecutive rounds were skipped.
+    After the round is written, ``save`` writes the resume checkpoint, and the run ends with a
+    ``RoundsFailedError`` (one ``error:`` line and a non-zero exit) when
+    ``simulation.max_failed_rounds`` consecutive rounds were skipped.
     """
-    failed = FailedRounds(log.scenario.simulation.max_failed_rounds)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
@@ -172,8 +178,11 @@ def round_evaluation(
         if guard is not None:
             extra.update(guard.round_metrics(server_round))
         log.record(server_round, evaluation, result, extra, evaluate_seconds=evaluate_seconds)
-        if result is not None:
-            failed.observe(result)
+        try:
+            if result is not None:
+                failed.observe(result)
+        finally:  # the streak is part of the state: a resumed run stops where this one would
+            save(server_round, arrays.to_numpy_ndarrays())
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
     return evaluate
@@ -215,15 +224,20 @@ def _membership(
     )
 
 
-def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> ServerApp:
-    """A ServerApp bound to one validated scenario and its run directory."""
+def build_server_app(
+    scenario: Scenario, run_dir: Path, outcome: RunOutcome, resume: ResumePoint | None = None
+) -> ServerApp:
+    """A ServerApp bound to one validated scenario and its run directory (``resume``: the
+    checkpoint it continues from)."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
         try:
-            outcome.summary = serve(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
+            outcome.summary = serve(
+                StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome, resume
+            )
         except RunInterrupted as stopped:
             # The round in flight is abandoned; the summary covers the rounds already recorded.
             if outcome.log is not None:
