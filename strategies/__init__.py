@@ -18,11 +18,13 @@ from strategies import (
     averaging,
     coordinatewise,
     filtering,
+    flame,
     iterative,
     pre_aggregators,
     selection,
     signguard,
     trust,
+    weak_dp,
 )
 from strategies.base import (
     Aggregate,
@@ -57,11 +59,13 @@ __all__ = [
     "averaging",
     "coordinatewise",
     "filtering",
+    "flame",
     "iterative",
     "pre_aggregators",
     "selection",
     "signguard",
     "trust",
+    "weak_dp",
 ]
 
 
