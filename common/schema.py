@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
+from common.server_optimizer_config import ServerOptimizerConfig
 from common.validation import FieldError, Strict
 
 MAX_NAME_LENGTH = 200
@@ -215,6 +216,7 @@ class Scenario(_Section):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     defense: DefenseSpec = DefenseSpec()
+    server_optimizer: ServerOptimizerConfig = ServerOptimizerConfig()
     attack: AttackSpec = AttackSpec()
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()

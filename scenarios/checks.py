@@ -56,6 +56,7 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.defense.aggregator,
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
+        post=scenario.server_optimizer.stages,
     )
     if chain.min_clients() > scenario.num_sampled:
         raise ConfigError(
@@ -112,6 +113,12 @@ def _check_central_dp(scenario: Scenario) -> None:
             "noise is calibrated to the clipped unweighted mean, so only a rule computing it, "
             f"with no pre-steps, is allowed ({allowed}); noise before a median or Krum has no "
             "stated guarantee"
+        )
+    if scenario.server_optimizer.name != "none":
+        raise ConfigError(
+            f"dp.mode: got 'central' with server_optimizer.name "
+            f"{scenario.server_optimizer.name!r}; the central noise is added after the server "
+            "step and is calibrated to the mean, not to an optimiser's step: use 'none'"
         )
     if scenario.integrity.enabled:
         raise ConfigError(

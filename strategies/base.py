@@ -157,6 +157,19 @@ class StatelessPre(MemorylessPre):
         """The pre-aggregator's pure function applied with this model's parameters."""
 
 
+class ServerStage(Params, Generic[S]):
+    """A server optimiser after the rule: its parameters and its ``init``/``update``, which
+    turns the rule's aggregate into the step the global model takes (FedAdam, momentum)."""
+
+    @abstractmethod
+    def init(self, num_params: int) -> S:
+        """The state before round 1."""
+
+    @abstractmethod
+    def update(self, aggregate: Aggregate, state: S) -> tuple[Aggregate, S]:
+        """The step for this round's aggregate (same shape and dtype); the next state."""
+
+
 class Rule(Protocol):
     """What :func:`strategies.get_aggregator` and :func:`strategies.build_chain` return."""
 

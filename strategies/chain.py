@@ -1,4 +1,5 @@
-"""Pre-aggregators applied in order, then a rule: Optax's ``chain`` for aggregation stages."""
+"""Pre-aggregators applied in order, a rule, then server optimisers: Optax's ``chain`` for
+aggregation stages."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from strategies.base import (
     Counts,
     PreStage,
     RuleStage,
+    ServerStage,
     Updates,
     check_reference,
     check_round,
@@ -23,9 +25,12 @@ from strategies.base import (
 
 @dataclass(frozen=True)
 class Chain:
-    """Pre-aggregators applied in order, then a rule (implements :class:`strategies.Rule`).
+    """Pre-aggregators applied in order, a rule, then server optimisers (implements
+    :class:`strategies.Rule`).
 
-    The state is the tuple of the stages' states, pre-aggregators first. ``min_clients`` is
+    The state is the tuple of the stages' states: pre-aggregators, the rule, the optimisers.
+    The optimisers (``post``) turn the rule's aggregate into the step the global model takes,
+    so every rule composes with every optimiser. ``min_clients`` is
     the strictest bound of the chain, computed backwards: the rule needs ``k`` rows, so the
     last pre-aggregator needs ``min_clients(k)`` rows, and so on. Every stage draws from the
     one ``rng`` in order, so the whole chain replays from one seed.
@@ -35,6 +40,7 @@ class Chain:
     """The rule's registry name, or the stage names joined by ``+`` (``nnm+krum``)."""
     pre: Sequence[PreStage[Any]]
     rule: RuleStage[Any]
+    post: Sequence[ServerStage[Any]] = ()
 
     def min_clients(self) -> int:
         needed = self.rule.min_clients()
@@ -46,7 +52,11 @@ class Chain:
         return self.rule.needs_reference
 
     def init(self, num_params: int) -> ChainState:
-        return (*(stage.init(num_params) for stage in self.pre), self.rule.init(num_params))
+        return (
+            *(stage.init(num_params) for stage in self.pre),
+            self.rule.init(num_params),
+            *(stage.init(num_params) for stage in self.post),
+        )
 
     def update(
         self,
@@ -60,9 +70,10 @@ class Chain:
         """Aggregate one round; return the aggregate and the next state (one per stage)."""
         bound = "strictest stage" if self.pre else self.rule.bound
         check_round(self.name, updates, num_examples, self.min_clients(), bound)
-        if not isinstance(state, tuple) or len(state) != len(self.pre) + 1:
+        stages = len(self.pre) + 1 + len(self.post)
+        if not isinstance(state, tuple) or len(state) != stages:
             raise AggregationError(
-                f"{self.name}: state must be the tuple of {len(self.pre) + 1} stage states "
+                f"{self.name}: state must be the tuple of {stages} stage states "
                 f"from init/update, got {type(state).__name__}"
             )
         if self.rule.needs_reference:
@@ -73,10 +84,15 @@ class Chain:
                 updates, num_examples, stage_state, rng=rng
             )
             next_states.append(stage_state)
+        rule_at = len(self.pre)
         aggregate, rule_state = self.rule.update(
-            updates, num_examples, state[-1], rng=rng, reference=reference
+            updates, num_examples, state[rule_at], rng=rng, reference=reference
         )
-        return aggregate, (*next_states, rule_state)
+        next_states.append(rule_state)
+        for optimiser, optimiser_state in zip(self.post, state[rule_at + 1 :], strict=True):
+            aggregate, optimiser_state = optimiser.update(aggregate, optimiser_state)
+            next_states.append(optimiser_state)
+        return aggregate, tuple(next_states)
 
     def __call__(
         self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
