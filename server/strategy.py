@@ -47,6 +47,7 @@ from common.seeding import derive_rng
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
 from server.integrity.claims import structure_failure
+from server.pseudonyms import pseudonyms
 from server.root_reference import RootReference
 from server.round import (
     ChainView,
@@ -104,6 +105,7 @@ class FedshieldStrategy(FedAvg):
         self.sink = sink
         self.root = root
         self.chain_state = chain.init(num_params)
+        self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
         self._global: list[NDArray[np.float32]] = []
 
@@ -193,10 +195,15 @@ class FedshieldStrategy(FedAvg):
             if self.root is not None and self.chain.needs_reference()
             else None
         )
-        view = ChainView(
-            self.chain, self.chain_state, rng, reference, partial(self._shuffle, server_round)
-        )
         updates = RoundUpdates.stack(decoded.replies, self._global)
+        view = ChainView(
+            self.chain,
+            self.chain_state,
+            rng,
+            reference,
+            partial(self._shuffle, server_round),
+            client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
+        )
         updates, attack = self.adversary.collude(
             server_round, updates, self._global, aggregator=view
         )
@@ -280,6 +287,7 @@ class FedshieldStrategy(FedAvg):
                 self.chain_state,
                 rng=rng,
                 reference=reference,
+                client_ids=self._pseudonyms[[updates.replies[i].partition_id for i in order]],
             )
         except AggregationError as err:
             return self._global, str(err)

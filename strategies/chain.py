@@ -9,18 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from common.errors import AggregationError
+from common.errors import AggregationError, ConfigError
 from strategies.base import (
     Aggregate,
     ChainState,
+    ClientIds,
     Counts,
+    IdentifiedRule,
     PreStage,
     RuleStage,
     ServerStage,
     Updates,
-    check_reference,
-    check_round,
 )
+from strategies.checks import check_client_ids, check_reference, check_round
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,16 @@ class Chain:
     def needs_reference(self) -> bool:
         return self.rule.needs_reference
 
+    def needs_client_ids(self) -> bool:
+        return self.rule.needs_client_ids
+
+    def __post_init__(self) -> None:
+        if self.rule.needs_client_ids and self.pre:
+            raise ConfigError(
+                f"defense.pre: got {len(self.pre)} pre-steps before {self.name}; its per-client "
+                "state needs each row to be one client's update, and pre-aggregators mix rows"
+            )
+
     def init(self, num_params: int) -> ChainState:
         return (
             *(stage.init(num_params) for stage in self.pre),
@@ -66,8 +77,10 @@ class Chain:
         *,
         rng: np.random.Generator,
         reference: Aggregate | None = None,
+        client_ids: ClientIds | None = None,
     ) -> tuple[Aggregate, ChainState]:
-        """Aggregate one round; return the aggregate and the next state (one per stage)."""
+        """Aggregate one round; return the aggregate and the next state (one per stage).
+        ``client_ids`` (pseudonymous, stable across rounds) reach a rule that needs them."""
         bound = "strictest stage" if self.pre else self.rule.bound
         check_round(self.name, updates, num_examples, self.min_clients(), bound)
         stages = len(self.pre) + 1 + len(self.post)
@@ -85,9 +98,15 @@ class Chain:
             )
             next_states.append(stage_state)
         rule_at = len(self.pre)
-        aggregate, rule_state = self.rule.update(
-            updates, num_examples, state[rule_at], rng=rng, reference=reference
-        )
+        if isinstance(self.rule, IdentifiedRule):
+            ids = check_client_ids(self.name, client_ids, updates.shape[0])
+            aggregate, rule_state = self.rule.update_identified(
+                updates, num_examples, state[rule_at], client_ids=ids, rng=rng
+            )
+        else:
+            aggregate, rule_state = self.rule.update(
+                updates, num_examples, state[rule_at], rng=rng, reference=reference
+            )
         next_states.append(rule_state)
         for optimiser, optimiser_state in zip(self.post, state[rule_at + 1 :], strict=True):
             aggregate, optimiser_state = optimiser.update(aggregate, optimiser_state)
@@ -99,6 +118,12 @@ class Chain:
     ) -> Aggregate:
         """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)``."""
         state = self.init(updates.shape[1] if updates.ndim == 2 else 0)
+        ids = np.arange(updates.shape[0]) if self.rule.needs_client_ids else None
         return self.update(
-            updates, num_examples, state, rng=np.random.default_rng(0), reference=reference
+            updates,
+            num_examples,
+            state,
+            rng=np.random.default_rng(0),
+            reference=reference,
+            client_ids=ids,
         )[0]
