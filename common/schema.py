@@ -65,6 +65,8 @@ class TrainSpec(_Section):
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(0.1, gt=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    proximal_mu: float = Field(0.0, ge=0.0)
+    """FedProx's mu (Li et al. 2020): ``mu/2 ||w - w_t||^2`` added to the local loss; 0 is off."""
 
 
 class PreAggregatorSpec(_Section):

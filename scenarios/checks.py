@@ -68,6 +68,12 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
+    if scenario.dp.enabled and scenario.dp.mode == "local" and scenario.train.proximal_mu > 0:
+        raise ConfigError(
+            f"train.proximal_mu: got {scenario.train.proximal_mu}; FedProx's term is not part of "
+            "the DP-SGD model (per-example clipping covers the data loss only): use 0 with "
+            "dp.mode = 'local'"
+        )
     check_data(scenario)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
 
