@@ -1,9 +1,11 @@
-"""FedProx's proximal term (Li et al. 2020) in local training: the step it adds, by hand."""
+"""Training algorithms on the client: FedProx's proximal term (Li et al. 2020) and FedSGD's one
+full-batch step per round, checked by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from common.data.shards import client_shard
 from common.errors import ConfigError
@@ -62,3 +64,19 @@ def test_fedprox_is_refused_with_dp_sgd() -> None:
     }
     with pytest.raises(ConfigError, match=r"^train\.proximal_mu: got 0\.1; FedProx"):
         validate_document(document)
+
+
+def test_fedsgd_scenario_takes_one_full_batch_gradient_step() -> None:
+    # algorithm_fedsgd: w_1 = w_0 - lr * grad of the mean loss over the client's whole shard.
+    s = load_scenario("algorithm_fedsgd")
+    model = compiled_model(s, (8, 8, 1), 10, dp=False)
+    start = [np.asarray(w) for w in model.get_weights()]
+    x, y = client_shard(s, 3)
+    outcome = train_locally(model, start, x, y, scenario=s, seed=2, dp=False)
+    assert outcome.local_steps == 1
+    model.set_weights(start)
+    with tf.GradientTape() as tape:
+        loss = tf.keras.losses.SparseCategoricalCrossentropy()(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_weights)
+    for w0, g, w1 in zip(start, grads, outcome.weights, strict=True):
+        np.testing.assert_allclose(w1, w0 - s.train.learning_rate * g.numpy(), rtol=0, atol=1e-6)
