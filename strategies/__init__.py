@@ -16,6 +16,7 @@ from typing import Any
 
 from strategies import (
     averaging,
+    clustering,
     coordinatewise,
     filtering,
     flame,
@@ -63,6 +64,7 @@ __all__ = [
     "get_pre_aggregator",
     "get_server_optimizer",
     "averaging",
+    "clustering",
     "coordinatewise",
     "filtering",
     "flame",

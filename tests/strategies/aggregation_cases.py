@@ -119,6 +119,7 @@ RULE_CASES = [
     Case("flame", {"noise_level": 0.0}),
     Case("weak_dp", {"max_norm": 1.0, "noise_std": 0.0}),
     Case("foolsgold"),  # row i is client i (ServerInputs)
+    Case("simple_clustering", {"eps": 0.2, "min_samples": 3}),  # honest rows ~0.19 apart
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
