@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strategies import (
+    auror,
     averaging,
     clustering,
     coordinatewise,
@@ -63,6 +64,7 @@ __all__ = [
     "get_aggregator",
     "get_pre_aggregator",
     "get_server_optimizer",
+    "auror",
     "averaging",
     "clustering",
     "coordinatewise",

@@ -120,6 +120,7 @@ RULE_CASES = [
     Case("weak_dp", {"max_norm": 1.0, "noise_std": 0.0}),
     Case("foolsgold"),  # row i is client i (ServerInputs)
     Case("simple_clustering", {"eps": 0.2, "min_samples": 3}),  # honest rows ~0.19 apart
+    Case("auror", {"indicative_threshold": 0.1}),  # some of the 7 coordinates are indicative
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
