@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
+from common.server_optimizer_config import ServerOptimizerConfig
 from common.validation import FieldError, Strict
 
 MAX_NAME_LENGTH = 200
@@ -64,6 +65,8 @@ class TrainSpec(_Section):
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(0.1, gt=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    proximal_mu: float = Field(0.0, ge=0.0)
+    """FedProx's mu (Li et al. 2020): ``mu/2 ||w - w_t||^2`` added to the local loss; 0 is off."""
 
 
 class PreAggregatorSpec(_Section):
@@ -218,6 +221,7 @@ class Scenario(_Section):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     defense: DefenseSpec = DefenseSpec()
+    server_optimizer: ServerOptimizerConfig = ServerOptimizerConfig()
     attack: AttackSpec = AttackSpec()
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()

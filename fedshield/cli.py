@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
             "models",
             "aggregators",
             "pre-aggregators",
+            "server-optimizers",
             "attacks",
             "scenarios",
         ],
@@ -141,7 +142,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from common.learning.models import MODELS
     from common.registry import Registry
     from scenarios.loader import packaged_scenarios
-    from strategies import AGGREGATORS, PRE_AGGREGATORS
+    from strategies import AGGREGATORS, PRE_AGGREGATORS, SERVER_OPTIMIZERS
 
     registries: dict[str, Registry[Any]] = {
         "datasets": DATASETS,
@@ -149,6 +150,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "models": MODELS,
         "aggregators": AGGREGATORS,
         "pre-aggregators": PRE_AGGREGATORS,
+        "server-optimizers": SERVER_OPTIMIZERS,
         "attacks": ATTACKS,
     }
     for kind, registry in registries.items():

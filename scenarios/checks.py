@@ -56,6 +56,7 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.defense.aggregator,
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
+        post=scenario.server_optimizer.stages,
     )
     if chain.min_clients() > scenario.num_sampled:
         raise ConfigError(
@@ -67,6 +68,12 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
+    if scenario.dp.enabled and scenario.dp.mode == "local" and scenario.train.proximal_mu > 0:
+        raise ConfigError(
+            f"train.proximal_mu: got {scenario.train.proximal_mu}; FedProx's term is not part of "
+            "the DP-SGD model (per-example clipping covers the data loss only): use 0 with "
+            "dp.mode = 'local'"
+        )
     check_data(scenario)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
 
@@ -112,6 +119,12 @@ def _check_central_dp(scenario: Scenario) -> None:
             "noise is calibrated to the clipped unweighted mean, so only a rule computing it, "
             f"with no pre-steps, is allowed ({allowed}); noise before a median or Krum has no "
             "stated guarantee"
+        )
+    if scenario.server_optimizer.name != "none":
+        raise ConfigError(
+            f"dp.mode: got 'central' with server_optimizer.name "
+            f"{scenario.server_optimizer.name!r}; the central noise is added after the server "
+            "step and is calibrated to the mean, not to an optimiser's step: use 'none'"
         )
     if scenario.integrity.enabled:
         raise ConfigError(

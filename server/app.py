@@ -105,6 +105,7 @@ def serve(
         scenario.defense.aggregator,
         scenario.defense.params,
         [(step.name, step.params) for step in scenario.defense.pre],
+        post=scenario.server_optimizer.stages,
     )
     success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
     evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)

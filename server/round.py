@@ -26,7 +26,15 @@ from numpy.typing import NDArray
 from common.arrays import flatten, stack_deltas
 from common.errors import FedshieldError
 from common.protocol import TrainReply
-from strategies.base import Aggregate, ChainState, Counts, Rule, Updates, as_aggregator
+from strategies.base import (
+    Aggregate,
+    ChainState,
+    ClientIds,
+    Counts,
+    Rule,
+    Updates,
+    as_aggregator,
+)
 
 
 @dataclass(frozen=True)
@@ -253,12 +261,25 @@ class ChainView:
     """The server's seeded permutation of n rows, applied before its rule runs."""
     positions: tuple[int, ...] | None = None
     """Index among the round's replies of each row of a call (set with :meth:`placed`)."""
+    client_ids: ClientIds | None = None
+    """The pseudonymous id of each of the round's replies: a call placed in the server's
+    order gets them too (FoolsGold); an unplaced call to such a rule fails in one line."""
     _view: Callable[[Updates, Counts], Aggregate] = field(init=False, repr=False, compare=False)
+    _placed_view: Callable[[Updates, Counts], Aggregate] | None = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # A snapshot: the server goes on to draw from the generator it passed in.
         view = as_aggregator(self.chain, self.state, rng=self.rng, reference=self.reference)
         object.__setattr__(self, "_view", view)
+        placed = None
+        if self.client_ids is not None and self.shuffle is not None:
+            ids = self.client_ids[self.shuffle(len(self.client_ids))]
+            placed = as_aggregator(
+                self.chain, self.state, rng=self.rng, reference=self.reference, client_ids=ids
+            )
+        object.__setattr__(self, "_placed_view", placed)
 
     def placed(self, positions: Sequence[int]) -> ChainView:
         """This view, told that row k of a call is reply ``positions[k]`` of the round."""
@@ -272,4 +293,7 @@ class ChainView:
             row_at[list(self.positions)] = np.arange(n)  # reply index -> row of this call
             order = row_at[self.shuffle(n)]
             updates, num_examples = updates[order], num_examples[order]
+            ids = self.client_ids
+            if self._placed_view is not None and ids is not None and n == len(ids):
+                return self._placed_view(updates, num_examples)
         return self._view(updates, num_examples)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -41,12 +40,13 @@ from numpy.typing import NDArray
 from common import protocol as P
 from common.arrays import unflatten
 from common.errors import AggregationError
-from common.protocol import ProtocolError, Refusal, TrainReply, decode_train_reply
+from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_rng
 from server.adversary import Adversary
+from server.decoding import DecodedReplies, decode_replies
 from server.guard import IntegrityGuard
-from server.integrity.claims import structure_failure
+from server.pseudonyms import pseudonyms
 from server.root_reference import RootReference
 from server.round import (
     ChainView,
@@ -60,19 +60,6 @@ from server.round import (
 )
 from server.timing import Stopwatch, client_train_split
 from strategies.base import Rule
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    """A round's replies after decoding: well-formed ones, refusals, and rejections."""
-
-    replies: list[TrainReply]
-    refused: dict[int, str]
-    rejected: dict[int, tuple[str, ...]]
-    misfits: list[TrainReply]
-    """Decoded replies whose arrays do not fit the global model (never stacked)..."""
-    misfit_reasons: dict[int, tuple[str, ...]]
-    """... and why, per partition (the gate's vocabulary: ``shape_mismatch`` etc.)."""
 
 
 class FedshieldStrategy(FedAvg):
@@ -105,6 +92,7 @@ class FedshieldStrategy(FedAvg):
         self.sink = sink
         self.root = root
         self.chain_state = chain.init(num_params)
+        self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
         self._global: list[NDArray[np.float32]] = []
 
@@ -157,26 +145,6 @@ class FedshieldStrategy(FedAvg):
             )
         return messages
 
-    def _decode(self, messages: list[Message]) -> _Decoded:
-        """Decode every reply; one that does not follow the protocol is rejected, with why."""
-        decoded = _Decoded([], {}, {}, [], {})
-        for message in messages:
-            try:
-                reply = decode_train_reply(message)
-            except ProtocolError as err:
-                node = int(message.metadata.src_node_id)
-                decoded.rejected[self._partition_of.get(node, -1)] = (f"malformed: {err}",)
-                continue
-            if isinstance(reply, Refusal):
-                decoded.refused[reply.partition_id] = reply.reason
-            elif (misfit := structure_failure(reply, self._global)) is None:
-                decoded.replies.append(reply)
-            else:
-                decoded.misfits.append(reply)
-                decoded.misfit_reasons[reply.partition_id] = (misfit,)
-        decoded.replies.sort(key=lambda r: r.partition_id)
-        return decoded
-
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -186,7 +154,7 @@ class FedshieldStrategy(FedAvg):
         failures = round_failures(
             self._round.sampled, replies, self._partition_of, self.scenario.simulation.round_timeout
         )
-        decoded = self._decode(good)
+        decoded = decode_replies(good, self._partition_of, self._global)
         arrived = decoded.replies + decoded.misfits
         rng = derive_rng(self.scenario.seed, "aggregate", server_round)
         clock = Stopwatch()  # the round's time split (server/timing.py)
@@ -196,10 +164,15 @@ class FedshieldStrategy(FedAvg):
                 if self.root is not None and self.chain.needs_reference()
                 else None
             )
-        view = ChainView(
-            self.chain, self.chain_state, rng, reference, partial(self._shuffle, server_round)
-        )
         updates = RoundUpdates.stack(decoded.replies, self._global)
+        view = ChainView(
+            self.chain,
+            self.chain_state,
+            rng,
+            reference,
+            partial(self._shuffle, server_round),
+            client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
+        )
         with clock.step("attack"):
             updates, attack = self.adversary.collude(
                 server_round, updates, self._global, aggregator=view
@@ -237,7 +210,7 @@ class FedshieldStrategy(FedAvg):
         return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})
 
     def _screen(
-        self, server_round: int, updates: RoundUpdates, decoded: _Decoded
+        self, server_round: int, updates: RoundUpdates, decoded: DecodedReplies
     ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]], list[int]]:
         """Rejections, flags and the indices of ``updates`` that may be aggregated.
 
@@ -288,6 +261,7 @@ class FedshieldStrategy(FedAvg):
                 self.chain_state,
                 rng=rng,
                 reference=reference,
+                client_ids=self._pseudonyms[[updates.replies[i].partition_id for i in order]],
             )
         except AggregationError as err:
             return self._global, str(err)

@@ -15,14 +15,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strategies import (
+    auror,
     averaging,
+    clustering,
     coordinatewise,
     filtering,
+    flame,
+    foolsgold,
     iterative,
     pre_aggregators,
     selection,
+    server_opt,
     signguard,
     trust,
+    weak_dp,
 )
 from strategies.base import (
     Aggregate,
@@ -32,15 +38,17 @@ from strategies.base import (
     PreStage,
     Rule,
     RuleStage,
+    ServerStage,
     Updates,
     as_aggregator,
 )
 from strategies.chain import Chain
-from strategies.registries import AGGREGATORS, PRE_AGGREGATORS
+from strategies.registries import AGGREGATORS, PRE_AGGREGATORS, SERVER_OPTIMIZERS
 
 __all__ = [
     "AGGREGATORS",
     "PRE_AGGREGATORS",
+    "SERVER_OPTIMIZERS",
     "Aggregate",
     "Chain",
     "ChainState",
@@ -49,19 +57,27 @@ __all__ = [
     "PreStage",
     "Rule",
     "RuleStage",
+    "ServerStage",
     "Updates",
     "as_aggregator",
     "build_chain",
     "get_aggregator",
     "get_pre_aggregator",
+    "get_server_optimizer",
+    "auror",
     "averaging",
+    "clustering",
     "coordinatewise",
     "filtering",
+    "flame",
+    "foolsgold",
     "iterative",
     "pre_aggregators",
     "selection",
+    "server_opt",
     "signguard",
     "trust",
+    "weak_dp",
 ]
 
 
@@ -90,22 +106,38 @@ def get_aggregator(name: str, /, **params: Any) -> Rule:
     return Chain(name, (), _rule(name, params, "defense"))
 
 
+def get_server_optimizer(
+    name: str, params: Mapping[str, Any], *, where: str = "server_optimizer"
+) -> ServerStage[Any]:
+    """The server optimiser ``name`` with validated ``params`` (errors name ``where.*``)."""
+    SERVER_OPTIMIZERS.resolve(name, f"{where}.name")
+    parsed = SERVER_OPTIMIZERS.parse_params(name, params, where=f"{where}.params")
+    assert isinstance(parsed, ServerStage)  # every optimiser class is its own parameter model
+    return parsed
+
+
 def build_chain(
     name: str,
     params: Mapping[str, Any],
     pre: Sequence[tuple[str, Mapping[str, Any]]] = (),
     *,
     where: str = "defense",
+    post: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> Rule:
-    """Pre-aggregators ``pre`` applied in order, then rule ``name``.
+    """Pre-aggregators ``pre`` applied in order, then rule ``name``, then the server
+    optimisers ``post`` (``[("fedadam", {"eta": 0.01})]``; the name ``"none"`` is skipped).
 
     Errors name the scenario field: ``{where}.params.num_byzantine`` for the rule,
-    ``{where}.pre[i].params.bucket_size`` for the i-th pre-aggregator. The chain's
-    ``min_clients()`` is its strictest bound and its state the tuple of its stages' states.
+    ``{where}.pre[i].params.bucket_size`` for the i-th pre-aggregator,
+    ``server_optimizer.params.eta`` for an optimiser. The chain's ``min_clients()`` is its
+    strictest bound and its state the tuple of its stages' states.
     """
     rule = _rule(name, params, where)
     stages = tuple(
         get_pre_aggregator(stage, stage_params, where=f"{where}.pre[{index}]")
         for index, (stage, stage_params) in enumerate(pre)
     )
-    return Chain("+".join([stage for stage, _ in pre] + [name]), stages, rule)
+    optimisers = [(stage, stage_params) for stage, stage_params in post if stage != "none"]
+    servers = tuple(get_server_optimizer(stage, p) for stage, p in optimisers)
+    label = "+".join([stage for stage, _ in pre] + [name] + [stage for stage, _ in optimisers])
+    return Chain(label, stages, rule, servers)

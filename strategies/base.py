@@ -33,6 +33,9 @@ Counts = NDArray[np.int64]
 """``(n_clients,)`` self-reported example counts."""
 Aggregate = NDArray[np.floating[Any]]
 """``(n_params,)`` aggregated update, same dtype as the input updates."""
+ClientIds = NDArray[np.int64]
+"""``(n_clients,)`` distinct pseudonymous client ids, stable across rounds (the server's
+seeded permutation of the partitions, ``server/pseudonyms.py``)."""
 StageState = tuple[Any, ...]
 """One stage's state: a ``NamedTuple`` of read-only numpy arrays and ints."""
 ChainState = tuple[StageState, ...]
@@ -61,6 +64,9 @@ class RuleStage(Params, Generic[S]):
     needs_reference: ClassVar[bool] = False
     """Whether :meth:`update` needs ``reference=``: the server's own ``(n_params,)`` update this
     round (FLTrust's root-dataset update), checked finite and of the right shape by the chain."""
+    needs_client_ids: ClassVar[bool] = False
+    """Whether the rule keys state by client (:class:`IdentifiedRule`): the chain then passes
+    the round's pseudonymous ``client_ids`` to ``update_identified``."""
     unweighted_mean_when: ClassVar[Mapping[str, object] | None] = None
     """Parameter values with which the rule returns the plain unweighted mean of its inputs,
     the aggregate that client-level DP noise is calibrated to (McMahan et al. 2018); ``None``
@@ -92,6 +98,36 @@ class MemorylessRule(RuleStage[EmptyState]):
 
     def init(self, num_params: int) -> EmptyState:
         return EmptyState()
+
+
+class IdentifiedRule(RuleStage[S]):
+    """A rule that keeps per-client state across rounds (FoolsGold), keyed by the
+    pseudonymous ids the chain passes; it cannot sit behind a pre-aggregator, which mixes rows."""
+
+    needs_client_ids: ClassVar[bool] = True
+
+    def update(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: S,
+        *,
+        rng: np.random.Generator,
+        reference: Aggregate | None,
+    ) -> tuple[Aggregate, S]:
+        raise AggregationError(f"{type(self).__name__}: needs client_ids, got none")
+
+    @abstractmethod
+    def update_identified(
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        state: S,
+        *,
+        client_ids: ClientIds,
+        rng: np.random.Generator,
+    ) -> tuple[Aggregate, S]:
+        """Aggregate one round whose row i comes from client ``client_ids[i]``."""
 
 
 class StatelessRule(MemorylessRule):
@@ -157,6 +193,19 @@ class StatelessPre(MemorylessPre):
         """The pre-aggregator's pure function applied with this model's parameters."""
 
 
+class ServerStage(Params, Generic[S]):
+    """A server optimiser after the rule: its parameters and its ``init``/``update``, which
+    turns the rule's aggregate into the step the global model takes (FedAdam, momentum)."""
+
+    @abstractmethod
+    def init(self, num_params: int) -> S:
+        """The state before round 1."""
+
+    @abstractmethod
+    def update(self, aggregate: Aggregate, state: S) -> tuple[Aggregate, S]:
+        """The step for this round's aggregate (same shape and dtype); the next state."""
+
+
 class Rule(Protocol):
     """What :func:`strategies.get_aggregator` and :func:`strategies.build_chain` return."""
 
@@ -173,6 +222,10 @@ class Rule(Protocol):
         """Whether :meth:`update` needs ``reference=`` (the server's own update this round)."""
         ...
 
+    def needs_client_ids(self) -> bool:
+        """Whether :meth:`update` needs ``client_ids=`` (per-client state, FoolsGold)."""
+        ...
+
     def init(self, num_params: int) -> ChainState:
         """The state before round 1: one frozen state per stage."""
         ...
@@ -185,6 +238,7 @@ class Rule(Protocol):
         *,
         rng: np.random.Generator,
         reference: Aggregate | None = None,
+        client_ids: ClientIds | None = None,
     ) -> tuple[Aggregate, ChainState]:
         """Aggregate one round; return the aggregate and the next state."""
         ...
@@ -192,7 +246,8 @@ class Rule(Protocol):
     def __call__(
         self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
     ) -> Aggregate:
-        """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)``."""
+        """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)`` (and, for a rule
+        that needs them, the row indices as client ids: one round has no history)."""
         ...
 
 
@@ -202,6 +257,7 @@ def as_aggregator(
     *,
     rng: np.random.Generator,
     reference: Aggregate | None = None,
+    client_ids: ClientIds | None = None,
 ) -> Callable[[Updates, Counts], Aggregate]:
     """A read-only view of a deployed ``rule`` at its current ``state``: what an omniscient
     adversary sees.
@@ -226,40 +282,8 @@ def as_aggregator(
 
     def aggregate(updates: Updates, num_examples: Counts) -> Aggregate:
         generator = copy.deepcopy(snapshot)
-        return rule.update(updates, num_examples, state, rng=generator, reference=reference)[0]
+        return rule.update(
+            updates, num_examples, state, rng=generator, reference=reference, client_ids=client_ids
+        )[0]
 
     return aggregate
-
-
-def check_round(name: str, updates: Updates, num_examples: Counts, needed: int, bound: str) -> None:
-    """Raise :class:`AggregationError` (one line) unless the inputs fit a rule with this bound."""
-    if updates.ndim != 2 or not np.issubdtype(updates.dtype, np.floating):
-        raise AggregationError(
-            f"{name}: updates must be a 2-D float array (n_clients, n_params), "
-            f"got shape {updates.shape} dtype {updates.dtype}"
-        )
-    n = updates.shape[0]
-    if num_examples.shape != (n,):
-        raise AggregationError(
-            f"{name}: num_examples must have shape ({n},), got {num_examples.shape}"
-        )
-    if n < needed:
-        raise AggregationError(
-            f"{name}: received n={n} updates, its bound needs n >= {needed} ({bound})"
-        )
-
-
-def check_reference(name: str, reference: Aggregate | None, num_params: int) -> Aggregate:
-    """``reference`` if it is a finite ``(num_params,)`` float array, else one-line error."""
-    if reference is None:
-        raise AggregationError(
-            f"{name}: needs reference= (the server's own update this round), got none"
-        )
-    if reference.shape != (num_params,) or not np.issubdtype(reference.dtype, np.floating):
-        raise AggregationError(
-            f"{name}: reference must be a ({num_params},) float array, "
-            f"got shape {reference.shape} dtype {reference.dtype}"
-        )
-    if not np.all(np.isfinite(reference)):
-        raise AggregationError(f"{name}: reference contains NaN or Inf")
-    return reference

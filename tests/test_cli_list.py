@@ -11,7 +11,7 @@ from common.data.datasets import DATASETS
 from common.data.partitioners import PARTITIONERS
 from common.learning.models import MODELS
 from scenarios.loader import packaged_scenarios
-from strategies import AGGREGATORS, PRE_AGGREGATORS
+from strategies import AGGREGATORS, PRE_AGGREGATORS, SERVER_OPTIMIZERS
 from tests.cli_helpers import run_cli
 
 REGISTRIES: dict[str, Mapping[str, object]] = {
@@ -20,6 +20,7 @@ REGISTRIES: dict[str, Mapping[str, object]] = {
     "models": MODELS,
     "aggregators": AGGREGATORS,
     "pre-aggregators": PRE_AGGREGATORS,
+    "server-optimizers": SERVER_OPTIMIZERS,
     "attacks": ATTACKS,
 }
 
@@ -63,6 +64,8 @@ def test_list_shows_every_registry_and_scenario(capsys: pytest.CaptureFixture[st
         "  trimmed_mean ",
         "  bucketing:",
         "  nnm:",
+        "  fedadam ",
+        "  flame ",
         "  integrity_watermark",
         "  quickstart",
     ):

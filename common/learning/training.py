@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from common.learning.batching import batch_plan, poisson_sampling_rate
 from common.learning.dp import build_dp_model
 from common.learning.models import MODELS
+from common.learning.proximal import add_proximal_term, anchor
 from common.schema import Scenario
 
 _MODELS: dict[tuple[object, ...], tf.keras.Model] = {}
@@ -77,6 +78,8 @@ def compiled_model(
             )
         else:
             model = tf.keras.Sequential(layers)
+            if scenario.train.proximal_mu > 0:  # FedProx; refused with DP-SGD by the checks
+                add_proximal_term(model, scenario.train.proximal_mu)
         # A reduced Loss instance, not a string: DP fast clipping needs per-example losses.
         model.compile(
             optimizer=_optimizer(scenario), loss=tf.keras.losses.SparseCategoricalCrossentropy()
@@ -131,6 +134,7 @@ def train_locally(
         plan_rng = np.random.default_rng(plan_source)
         model.reseed_noise(noise_source)
     model.set_weights(list(weights))
+    anchor(model)  # FedProx's w_t: the global weights just loaded (no-op without the term)
     reset_optimizer(model)
     plan = batch_plan(
         len(y),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from attacks.forging import Forgery, RoundView
 from common.arrays import flatten
@@ -117,6 +118,9 @@ class FirstRow:
     def needs_reference(self) -> bool:
         return False
 
+    def needs_client_ids(self) -> bool:
+        return False
+
     def init(self, num_params: int) -> ChainState:
         return ()
 
@@ -128,6 +132,7 @@ class FirstRow:
         *,
         rng: np.random.Generator,
         reference: Aggregate | None = None,
+        client_ids: NDArray[np.int64] | None = None,
     ) -> tuple[Aggregate, ChainState]:
         self.seen.append(np.array(updates))
         return np.array(updates[0]), state

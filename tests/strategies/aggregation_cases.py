@@ -34,15 +34,19 @@ class Case:
 
     def build(self) -> Rule:
         rule = strategies.build_chain(self.name, self.params, self.pre)
-        return MeanAsReference(rule) if rule.needs_reference() else rule
+        needs = rule.needs_reference() or rule.needs_client_ids()
+        return ServerInputs(rule) if needs else rule
 
 
 @dataclass(frozen=True)
-class MeanAsReference:
-    """A rule that needs the server's own update (FLTrust), run with the mean of the updates
-    as that update when none is given: what a server whose root data look like the clients'
-    would compute. Lets the registry-wide contract tests call it like any other rule. The
-    mean is taken in float64, then rounded to the updates' dtype, like a real reference."""
+class ServerInputs:
+    """A rule run with what the server would pass it when the test gives none, so the
+    registry-wide contract tests call it like any other rule.
+
+    The reference (FLTrust): the mean of the updates, what a server whose root data look
+    like the clients' would compute; the mean is taken in float64, then rounded to the
+    updates' dtype, like a real reference. Client ids (FoolsGold): row i is client i, every
+    round; a test that permutes rows passes the permuted ids itself."""
 
     rule: Rule
 
@@ -54,7 +58,10 @@ class MeanAsReference:
         return self.rule.min_clients()
 
     def needs_reference(self) -> bool:
-        return True
+        return self.rule.needs_reference()
+
+    def needs_client_ids(self) -> bool:
+        return self.rule.needs_client_ids()
 
     def init(self, num_params: int) -> ChainState:
         return self.rule.init(num_params)
@@ -67,10 +74,15 @@ class MeanAsReference:
         *,
         rng: np.random.Generator,
         reference: NDArray[np.floating[Any]] | None = None,
+        client_ids: NDArray[np.int64] | None = None,
     ) -> tuple[NDArray[np.floating[Any]], ChainState]:
-        if reference is None and updates.ndim == 2:
+        if reference is None and updates.ndim == 2 and self.rule.needs_reference():
             reference = updates.mean(axis=0, dtype=np.float64).astype(updates.dtype)
-        return self.rule.update(updates, num_examples, state, rng=rng, reference=reference)
+        if client_ids is None and updates.ndim == 2:
+            client_ids = np.arange(updates.shape[0])
+        return self.rule.update(
+            updates, num_examples, state, rng=rng, reference=reference, client_ids=client_ids
+        )
 
     def __call__(
         self,
@@ -103,6 +115,12 @@ RULE_CASES = [
     Case("signguard"),
     Case("signguard", {"selection_fraction": 0.5, "lower_bound": 0.5, "upper_bound": 2.0}),
     Case("fltrust"),  # the updates' mean stands in for the server's root-data update
+    # Noise-free, so identical updates aggregate to themselves; the noise has its own tests.
+    Case("flame", {"noise_level": 0.0}),
+    Case("weak_dp", {"max_norm": 1.0, "noise_std": 0.0}),
+    Case("foolsgold"),  # row i is client i (ServerInputs)
+    Case("simple_clustering", {"eps": 0.2, "min_samples": 3}),  # honest rows ~0.19 apart
+    Case("auror", {"indicative_threshold": 0.1}),  # some of the 7 coordinates are indicative
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
