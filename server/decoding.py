@@ -35,14 +35,24 @@ def decode_replies(
     partition_of: Mapping[int, int],
     global_weights: list[NDArray[np.float32]],
 ) -> DecodedReplies:
-    """Decode every reply, sorted by partition; ``partition_of`` maps node id -> partition."""
+    """Decode every reply, sorted by partition; ``partition_of`` maps node id -> partition.
+
+    A reply that claims another partition than its sending node's is rejected as malformed.
+    """
     decoded = DecodedReplies([], {}, {}, [], {})
     for message in messages:
+        sender = partition_of.get(int(message.metadata.src_node_id), -1)
         try:
             reply = decode_train_reply(message)
         except ProtocolError as err:
-            node = int(message.metadata.src_node_id)
-            decoded.rejected[partition_of.get(node, -1)] = (f"malformed: {err}",)
+            decoded.rejected[sender] = (f"malformed: {err}",)
+            continue
+        if reply.partition_id != sender:
+            # A reply speaks for its sender's partition only: another id would let one node
+            # pose as another client (and index past the run's clients).
+            decoded.rejected[sender] = (
+                f"malformed: claims partition {reply.partition_id}, sent by partition {sender}",
+            )
             continue
         if isinstance(reply, Refusal):
             decoded.refused[reply.partition_id] = reply.reason
