@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
+from common.learning.adversarial import batch_transform
 from common.learning.batching import batch_plan, poisson_sampling_rate
 from common.learning.dp import build_dp_model
 from common.learning.models import MODELS
@@ -141,8 +142,9 @@ def train_locally(
         drop_remainder=dp,
     )
     losses = []
+    transform = batch_transform(scenario.robustness.training, seed)
     for indices in plan:
-        result = model.train_on_batch(x[indices], y[indices], return_dict=True)
+        result = model.train_on_batch(*transform(model, x[indices], y[indices]), return_dict=True)
         if len(indices):  # an empty (noise-only) step reports loss 0: not a training loss
             losses.append(float(result["loss"]))
     return TrainOutcome(
