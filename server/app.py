@@ -28,12 +28,14 @@ from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_seed
 from server.adversary import Adversary
+from server.distillation import distillation_report
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
+from server.robustness import RobustnessProbe
 from server.root_reference import RootReference
 from server.round import FailedRounds, RoundSink
 from server.run_log import RunLog
@@ -106,6 +108,17 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         else None
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
+    robustness = (
+        RobustnessProbe(
+            scenario.robustness,
+            evaluator.model,
+            dataset,
+            seed=scenario.seed,
+            rounds=scenario.rounds,
+        )
+        if scenario.robustness.enabled
+        else None
+    )
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
@@ -135,10 +148,12 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         ArrayRecord(weights),
         num_rounds=scenario.rounds,
         timeout=scenario.simulation.round_timeout,
-        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard),
+        evaluate_fn=round_evaluation(evaluator, sink, log, privacy, guard, robustness),
     )
     final = result.arrays.to_numpy_ndarrays()
     summary = _summary(scenario, evaluator, sink.ever_accepted, final)
+    if scenario.robustness.distillation.enabled:
+        summary["distillation"] = distillation_report(scenario, dataset, final, sink.ever_accepted)
     if privacy is not None:
         summary["privacy"] = privacy.summary()
     if guard is not None:
@@ -152,6 +167,7 @@ def round_evaluation(
     log: RunLog,
     privacy: PrivacyTracker | None,
     guard: IntegrityGuard | None,
+    robustness: RobustnessProbe | None = None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
     """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
 
@@ -162,8 +178,11 @@ def round_evaluation(
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
-        evaluation = evaluator.evaluate(arrays.to_numpy_ndarrays())
+        weights = arrays.to_numpy_ndarrays()
+        evaluation = evaluator.evaluate(weights)
         extra: dict[str, Any] = {}
+        if robustness is not None:
+            extra.update(robustness.metrics(server_round, weights))
         if privacy is not None and result is not None:
             extra.update(privacy.after_round(server_round, result))
         if guard is not None:

@@ -87,6 +87,8 @@ class RunLog:
         parts.append(f"loss {loss:.4f}" if math.isfinite(loss) else "loss nan")
         if "attack_success_rate" in row:
             parts.append(f"asr {row['attack_success_rate']:.4f}")
+        if "robust_accuracy_pgd" in row:
+            parts.append(f"pgd {row['robust_accuracy_pgd']:.4f}")
         if row["round"] > 0:
             parts.append(f"replies {row['num_replies']}/{row['num_sampled']}")
             if row["num_failures"]:
@@ -130,6 +132,8 @@ class RunLog:
             "attack_success_rate",
             "attack_success_baseline",
             "attack_success_above_baseline",
+            "robust_accuracy_fgsm",
+            "robust_accuracy_pgd",
         ):
             if key in rows[-1]:
                 summary[f"final_{key}"] = rows[-1][key]
