@@ -35,7 +35,7 @@ from server.handshake import discover_partitions
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
-from server.robustness import RobustnessProbe
+from server.robustness import RobustnessProbe, robustness_probe
 from server.root_reference import RootReference
 from server.round import FailedRounds, RoundSink
 from server.run_log import RunLog

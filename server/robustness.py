@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from common.data.datasets import Dataset
 from common.learning.adversarial import fgsm, pgd
 from common.robustness_config import RobustnessConfig
+from common.schema import Scenario
 from common.seeding import derive_rng, derive_seed
 
 ROBUST_KEYS = ("robust_accuracy_fgsm", "robust_accuracy_pgd")
@@ -90,3 +91,13 @@ class RobustnessProbe:
             self.config,
             seed=derive_seed(self.seed, "robustness", server_round),
         )
+
+
+def robustness_probe(
+    scenario: Scenario, model: tf.keras.Model, dataset: Dataset
+) -> RobustnessProbe | None:
+    """The run's probe on the server's evaluation ``model``; None when ``robustness.every = 0``."""
+    config = scenario.robustness
+    if not config.enabled:
+        return None
+    return RobustnessProbe(config, model, dataset, seed=scenario.seed, rounds=scenario.rounds)

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from common.arrays import flatten, stack_deltas
 from common.errors import FedshieldError
 from common.protocol import TrainReply
+from server.client_stats import ClientRound, client_statistics
 from strategies.base import Aggregate, ChainState, Counts, Rule, Updates, as_aggregator
 
 
@@ -63,6 +64,8 @@ class RoundResult:
     """What each honest client that replied said about its training; never its weights."""
     attack: Mapping[str, float] = field(default_factory=dict)
     """The colluding attack's diagnostics of the round (empty when none acted)."""
+    clients: tuple[ClientRound, ...] = ()
+    """Each stacked reply's norm and cosine to the aggregate (``server.client_stats``)."""
 
     @property
     def num_failures(self) -> int:
@@ -220,6 +223,14 @@ class RoundUpdates:
             np.subtract(flatten(reply.arrays), self.base_flat, out=deltas[index])
         deltas.setflags(write=False)
         return RoundUpdates(tuple(replies), deltas, self.base_flat)
+
+    def statistics(
+        self, new_global: Sequence[NDArray[np.float32]] | None
+    ) -> tuple[ClientRound, ...]:
+        """Per-row figures against the aggregate step (``new_global`` None: a skipped round)."""
+        step = None if new_global is None else flatten(new_global) - self.base_flat
+        ids = [r.partition_id for r in self.replies]
+        return client_statistics(ids, self.deltas, step)
 
     def num_examples(self) -> NDArray[np.int64]:
         """``(n,)`` self-reported example counts."""

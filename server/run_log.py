@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
 from common.schema import Scenario
+from server.monitoring import ClientLog
 from server.round import RoundResult
 
 
@@ -36,6 +37,7 @@ class RunLog:
         self.stream = sys.stdout if stream is None else stream
         self.warnings = sys.stderr if warnings is None else warnings
         self.metrics_path = run_dir / "metrics.jsonl"
+        self.clients = ClientLog(run_dir, malicious)
         self.started = time.perf_counter()
 
     def record(
@@ -72,6 +74,8 @@ class RunLog:
             )
         row.update(extra)
         append_jsonl(self.metrics_path, row)
+        if result is not None:
+            self.clients.record(server_round, result)
         for partition, reason in row.get("failures", {}).items():
             print(
                 f"warning: round {server_round}: client {partition} failed: {reason}",
@@ -143,4 +147,5 @@ class RunLog:
         atomic_write_json(self.run_dir / "summary.json", summary)
         if rows:
             plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
+            self.clients.plot(self.scenario.name)
         return summary

@@ -203,6 +203,8 @@ class FedshieldStrategy(FedAvg):
         updates = self.adversary.uplink(server_round, updates)
         rejected, flagged, kept = self._screen(server_round, updates, decoded)
         new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
+        # Against the rule's own step, before any watermark changes the global model.
+        clients = updates.statistics(new_global if skipped is None else None)
         if self.guard is not None:
             new_global = self.guard.after_aggregation(server_round, new_global)
         result = RoundResult(
@@ -224,6 +226,7 @@ class FedshieldStrategy(FedAvg):
                 if r.partition_id not in self.adversary.malicious
             ),
             attack=attack,
+            clients=clients,
         )
         self.sink.put(result)
         return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})
