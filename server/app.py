@@ -108,17 +108,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         else None
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
-    robustness = (
-        RobustnessProbe(
-            scenario.robustness,
-            evaluator.model,
-            dataset,
-            seed=scenario.seed,
-            rounds=scenario.rounds,
-        )
-        if scenario.robustness.enabled
-        else None
-    )
+    robustness = robustness_probe(scenario, evaluator.model, dataset)
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
