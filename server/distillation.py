@@ -4,9 +4,10 @@ Hinton, Vinyals, Dean 2015, "Distilling the Knowledge in a Neural Network": with
 v and student logits z, soft targets q = softmax(v / T) and the student's softened output
 s = softmax(z / T), the student minimises
 
-    L = soft_weight * T^2 * CE(q, s) + (1 - soft_weight) * CE(y, softmax(z))
+    L = soft_weight * T^2 * KL(q || s) + (1 - soft_weight) * CE(y, softmax(z))
 
-(the T^2 keeps the soft term's gradients at the scale of the hard term's as T changes). The
+(KL(q || s) = CE(q, s) - H(q), Hinton et al.'s cross-entropy less a constant; the T^2 keeps
+the soft term's gradients at the scale of the hard term's as T changes). The
 registered models end in a softmax, so logits are recovered as log p, exact up to a per-example
 constant, which softmax ignores: softmax(log p / T) = p^(1/T) / sum_k p_k^(1/T).
 
@@ -53,10 +54,13 @@ def distillation_loss(
     """Hinton et al.'s loss, averaged over the batch (see the module docstring)."""
     temperature = config.temperature
     soft_targets = soften(teacher_probabilities, temperature)
+    target_log = tf.math.log(tf.maximum(soft_targets, _MIN_PROBABILITY))
     student_log = tf.math.log(
         tf.maximum(soften(student_probabilities, temperature), _MIN_PROBABILITY)
     )
-    soft = -tf.reduce_sum(soft_targets * student_log, axis=-1) * temperature**2
+    # KL(q || s) = CE(q, s) - H(q): the same gradient as the cross-entropy, and 0 for a student
+    # that matches the teacher, so the reported loss reads as a distance.
+    soft = tf.reduce_sum(soft_targets * (target_log - student_log), axis=-1) * temperature**2
     hard = tf.keras.losses.sparse_categorical_crossentropy(labels, student_probabilities)
     return tf.reduce_mean(config.soft_weight * soft + (1.0 - config.soft_weight) * hard)
 
