@@ -109,13 +109,18 @@ def adversarial_batch(
 BatchTransform = Callable[[tf.keras.Model, NDArray[np.float32], NDArray[np.int64]], tuple[Any, Any]]
 
 
-def batch_transform(spec: AdversarialTraining, seed: int) -> BatchTransform:
+def batch_transform(
+    spec: AdversarialTraining, seed: int, *, enabled: bool = True
+) -> BatchTransform:
     """The per-batch ``(x, y) -> (x', y)`` of local training: identity unless ``spec.enabled``.
+
+    ``enabled = False`` (a malicious client, whose training the threat model leaves to the
+    attacker) also gives the identity.
 
     The random starts come from a generator seeded by the client round's ``seed`` (domain
     separated), so a round stays a pure function of (weights, data, seed).
     """
-    if not spec.enabled:
+    if not (enabled and spec.enabled):
         return lambda model, x, y: (x, y)
     generator = tf.random.Generator.from_seed(derive_seed(seed, "adversarial-training"))
 

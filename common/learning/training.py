@@ -116,6 +116,7 @@ def train_locally(
     scenario: Scenario,
     seed: int,
     dp: bool,
+    adversarial: bool = True,
 ) -> TrainOutcome:
     """Load ``weights``, run the batch plan, return the new weights.
 
@@ -124,6 +125,8 @@ def train_locally(
     uses the scenario's DP sampling, and the plan and the noise come from
     :func:`dp_seed_sequence` (OS entropy unless ``dp.reproducible_noise``); an empty Poisson
     batch is still a step (the DP model applies pure noise), as the accountant counts it.
+    ``adversarial`` (honest clients) lets ``[robustness.training]`` replace part of each batch
+    by adversarial examples (:func:`common.learning.adversarial.batch_transform`).
     """
     tf.keras.utils.set_random_seed(seed)
     plan_rng = np.random.default_rng(seed)
@@ -142,7 +145,8 @@ def train_locally(
         drop_remainder=dp,
     )
     losses = []
-    transform = batch_transform(scenario.robustness.training, seed)
+    # Adversarial training (off unless [robustness.training] says so) changes each batch here.
+    transform = batch_transform(scenario.robustness.training, seed, enabled=adversarial)
     for indices in plan:
         result = model.train_on_batch(*transform(model, x[indices], y[indices]), return_dict=True)
         if len(indices):  # an empty (noise-only) step reports loss 0: not a training loss

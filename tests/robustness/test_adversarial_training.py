@@ -45,6 +45,10 @@ def test_disabled_training_leaves_every_batch_alone(
     for spec in (AdversarialTraining(), AdversarialTraining(method="fgsm", ratio=0.0)):
         x_out, y_out = batch_transform(spec, seed=0)(clean_model, x, y)
         assert x_out is x and y_out is y
+    # A malicious client's training is the attacker's: the client app passes enabled=False.
+    attacker = batch_transform(AdversarialTraining(method="pgd"), seed=0, enabled=False)
+    x_out, y_out = attacker(clean_model, x, y)
+    assert x_out is x and y_out is y
 
 
 def test_mixed_adversarial_training_raises_robust_accuracy_on_digits(
