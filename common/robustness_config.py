@@ -76,37 +76,27 @@ class Distillation(Strict):
     the rest evaluates teacher and student and serves as membership-inference non-members."""
 
 
-class RobustnessConfig(Strict):
-    """The ``[robustness]`` table: evaluation settings, plus the two sub-tables."""
+class RobustnessConfig(Perturbation):
+    """The ``[robustness]`` table: the evaluation attack's settings, plus the two sub-tables.
+
+    Its own ``epsilon``, ``steps``, ``step_size`` and ``random_start`` are the server's FGSM and
+    PGD (FGSM uses ``epsilon`` only).
+    """
 
     every: int = Field(0, ge=0, le=10_000)
-    """Attack the global model every this many rounds (and after the last); 0 disables it."""
+    """Attack the global model every this many rounds (and round 0 and the last); 0 disables."""
     num_examples: int = Field(0, ge=0)
     """Test examples attacked (the first ones of a seeded permutation); 0 means all."""
-    epsilon: float = Field(0.1, gt=0.0, le=1.0)
-    steps: int = Field(10, ge=1, le=1000)
-    step_size: float | None = Field(None, gt=0.0, le=1.0)
-    random_start: bool = True
     training: AdversarialTraining = AdversarialTraining()
     distillation: Distillation = Distillation()
 
     @model_validator(mode="after")
-    def _check_step(self) -> RobustnessConfig:
+    def _check_subset(self) -> RobustnessConfig:
         if self.every == 0 and self.num_examples > 0:
             raise FieldError(
                 "robustness.num_examples", self.num_examples, "needs robustness.every >= 1"
             )
         return self
-
-    @property
-    def evaluation(self) -> Perturbation:
-        """The evaluation attack's settings as a :class:`Perturbation`."""
-        return Perturbation(
-            epsilon=self.epsilon,
-            steps=self.steps,
-            step_size=self.step_size,
-            random_start=self.random_start,
-        )
 
     @property
     def enabled(self) -> bool:

@@ -41,7 +41,7 @@ def robust_accuracy(
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         attacked = {
             "robust_accuracy_fgsm": fgsm(model, xb, yb, epsilon=config.epsilon),
-            "robust_accuracy_pgd": pgd(model, xb, yb, spec=config.evaluation, generator=generator),
+            "robust_accuracy_pgd": pgd(model, xb, yb, spec=config, generator=generator),
         }
         for key, adversarial in attacked.items():
             predicted = np.argmax(model(adversarial, training=False).numpy(), axis=1)

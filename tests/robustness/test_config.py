@@ -12,7 +12,7 @@ def test_defaults_leave_training_and_evaluation_as_they_were() -> None:
     robustness = load_scenario("quickstart").robustness
     assert not robustness.enabled and not robustness.training.enabled
     assert not robustness.distillation.enabled
-    assert robustness.evaluation.alpha == pytest.approx(2.5 * 0.1 / 10)  # Madry et al.'s step
+    assert robustness.alpha == pytest.approx(2.5 * 0.1 / 10)  # Madry et al.'s step
 
 
 @pytest.mark.parametrize(
