@@ -86,8 +86,29 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> dict[int, list[tuple
     return series
 
 
+def _mark(axes: Any, rows: Sequence[Mapping[str, Any]], key: str) -> None:
+    """Crosses on rejected updates, circles on the update a selecting rule (Krum) chose."""
+    marks = (
+        ("rejected", lambda r: r["status"] == "rejected", {"marker": "x", "color": "black"}),
+        (
+            "selected by the rule",
+            lambda r: bool(r.get("selected")),
+            {"marker": "o", "facecolors": "none", "edgecolors": "tab:green"},
+        ),
+    )
+    for label, chosen, style in marks:
+        points = [
+            (r["round"], r[key])
+            for r in rows
+            if chosen(r) and r.get(key) is not None and math.isfinite(r[key])
+        ]
+        if points:
+            axes.scatter(*zip(*points, strict=True), label=label, **style)
+
+
 def plot_clients(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str) -> None:
-    """Norm and cosine to the aggregate per client over rounds; poisoners red, rejections x."""
+    """Norm and cosine to the aggregate per client over rounds; poisoners red, rejections x,
+    the update a selecting rule chose circled."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -109,13 +130,7 @@ def plot_clients(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str) -
                 marker=".",
                 label="malicious" if bad else "honest",
             )
-        rejected = [
-            (r["round"], r[key])
-            for r in rows
-            if r["status"] == "rejected" and r.get(key) is not None and math.isfinite(r[key])
-        ]
-        if rejected:
-            axes.scatter(*zip(*rejected, strict=True), marker="x", color="black", label="rejected")
+        _mark(axes, rows, key)
         axes.set(ylabel=label, xlabel="round" if index == 2 else None)
         axes.grid(alpha=0.3)
         handles, labels = axes.get_legend_handles_labels()
