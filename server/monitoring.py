@@ -111,6 +111,7 @@ def plot_clients(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str) -
     the update a selecting rule chose circled."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     malicious = {row["partition"] for row in rows if row["malicious"]}
     figure = Figure(figsize=(7.0, 6.0), dpi=100)
@@ -132,6 +133,7 @@ def plot_clients(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str) -
             )
         _mark(axes, rows, key)
         axes.set(ylabel=label, xlabel="round" if index == 2 else None)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         handles, labels = axes.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))

@@ -42,8 +42,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_robust_accuracy_sits_beside_clean_accuracy_every_round(run_dir: Path) -> None:
     rows = read_jsonl(run_dir / "metrics.jsonl")
     assert [r["round"] for r in rows] == [0, 1, 2]
-    for row in rows:
-        assert 0.0 <= row["robust_accuracy_pgd"] <= row["robust_accuracy_fgsm"] <= 1.0
+    for row in rows:  # PGD-3 need not beat FGSM on every example of a half-trained model
+        assert 0.0 <= row["robust_accuracy_pgd"] <= 1.0
+        assert 0.0 <= row["robust_accuracy_fgsm"] <= 1.0
+    assert rows[-1]["robust_accuracy_pgd"] < rows[-1]["accuracy"] - 0.1
     summary = read_json(run_dir / "summary.json")
     assert summary["final_robust_accuracy_pgd"] == rows[-1]["robust_accuracy_pgd"]
     distilled = summary["distillation"]
