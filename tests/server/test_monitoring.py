@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from scenarios.loader import load_scenario
 from server.client_stats import client_statistics
 from server.monitoring import ClientLog, client_rows
 from server.round import RoundResult
+from server.run_log import RunLog
 from strategies import build_chain
 from tests.server._round import make_strategy, play_round
 
@@ -91,3 +93,29 @@ def test_every_sampled_client_gets_a_line_with_its_fate() -> None:
         (3, "refused", ["bad signature"], False),
     ]
     assert rows[1]["update_norm"] == 1.0 and "update_norm" not in rows[2]
+
+
+def test_the_run_log_writes_clients_jsonl_each_round_and_the_figure_at_the_end(
+    tmp_path: Path,
+) -> None:
+    log = RunLog(tmp_path, load_scenario("quickstart"), frozenset({1}), stream=io.StringIO())
+    deltas = np.array([[1.0, 0.0], [-4.0, 0.0]], np.float32)
+    for server_round in (1, 2):
+        result = RoundResult(
+            server_round=server_round,
+            started=0.0,
+            sampled=(0, 1),
+            accepted=(0, 1),
+            clients=client_statistics([0, 1], deltas, deltas.mean(axis=0)),
+        )
+        log.record(server_round, {"accuracy": 0.5, "loss": 1.0}, result, {})
+    rows = read_jsonl(tmp_path / "clients.jsonl")
+    assert [(r["round"], r["partition"], r["malicious"]) for r in rows] == [
+        (1, 0, False),
+        (1, 1, True),
+        (2, 0, False),
+        (2, 1, True),
+    ]
+    assert [r["cosine_to_aggregate"] for r in rows[:2]] == [-1.0, 1.0]  # mean (-1.5, 0)
+    log.finish({})
+    assert (tmp_path / "clients.png").read_bytes()[:4] == b"\x89PNG"
