@@ -107,14 +107,13 @@ def train(message: Message, context: Context) -> Message:
     plan = active_plan(scenario, partition_id, server_round)
     x, y = training_shard(scenario, partition_id, plan)
     dataset = dataset_of(scenario)
-    dp = (
-        scenario.dp.enabled
-        and scenario.dp.mode == "local"
-        and partition_id not in malicious_clients(scenario)
-    )
+    honest = partition_id not in malicious_clients(scenario)
+    dp = scenario.dp.enabled and scenario.dp.mode == "local" and honest
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
-    outcome = train_locally(model, base, x, y, scenario=scenario, seed=seed, dp=dp)
+    outcome = train_locally(
+        model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest
+    )
     rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
     weights, num_examples = poisoned_update(plan, base, outcome.weights, len(y), rng)
     train_seconds = time.perf_counter() - started

@@ -258,7 +258,12 @@ def plot_accuracy(metrics: Sequence[Mapping[str, Any]], path: PathLike, *, title
     figure = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    curves = (("accuracy", "clean accuracy"), ("attack_success_rate", "attack success rate"))
+    curves = (
+        ("accuracy", "clean accuracy"),
+        ("attack_success_rate", "attack success rate"),
+        ("robust_accuracy_fgsm", "robust accuracy (FGSM)"),
+        ("robust_accuracy_pgd", "robust accuracy (PGD)"),
+    )
     for key, label in curves:
         points = [(r["round"], r[key]) for r in metrics if r.get(key) is not None]
         if points:

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
+from common.robustness_config import RobustnessConfig
 from common.server_optimizer_config import ServerOptimizerConfig
 from common.validation import FieldError, Strict
 
@@ -225,6 +226,7 @@ class Scenario(_Section):
     attack: AttackSpec = AttackSpec()
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     simulation: SimulationSpec = SimulationSpec()
 
     @model_validator(mode="after")

@@ -37,6 +37,8 @@ def check_plugins(scenario: Scenario) -> None:
     PARTITIONERS.resolve(data.partition.scheme, "data.partition.scheme")
     PARTITIONERS.parse_params(data.partition.scheme, data.partition.params, "data.partition.params")
     MODELS.resolve(scenario.model.name, "model.name")
+    if scenario.robustness.distillation.enabled:
+        MODELS.resolve(scenario.robustness.distillation.student, "robustness.distillation.student")
 
     attack = scenario.attack
     attack_plan(attack)  # every name, every parameter, and which kinds may be combined

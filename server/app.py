@@ -29,6 +29,7 @@ from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_seed
 from server.adversary import Adversary
+from server.distillation import distillation_report
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
@@ -36,8 +37,10 @@ from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
 from server.resume import ResumePoint, RunState, start_rounds
+from server.robustness import RobustnessProbe, robustness_probe
 from server.root_reference import RootReference
-from server.round import FailedRounds, RoundSink
+from server.round import RoundSink
+from server.round_failures import FailedRounds
 from server.run_log import RunLog
 from server.stopping import RunInterrupted, StoppableGrid, StopRequest
 from server.strategy import FedshieldStrategy
@@ -115,6 +118,7 @@ def serve(
         else None
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
+    robustness = robustness_probe(scenario, evaluator.model, dataset)
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
@@ -141,10 +145,14 @@ def serve(
     )
     failed = FailedRounds(scenario.simulation.max_failed_rounds)
     state = RunState(run_dir, strategy, sink, failed, guard, privacy, package_versions())
-    evaluate = round_evaluation(evaluator, sink, log, privacy, guard, failed, state.save)
+    evaluate = round_evaluation(
+        evaluator, sink, log, privacy, guard, failed, state.save, robustness
+    )
     result = start_rounds(runner, grid, weights, evaluate, state, resume)
     final = result.arrays.to_numpy_ndarrays()
     summary = _summary(scenario, evaluator, sink.ever_accepted, final)
+    if scenario.robustness.distillation.enabled:
+        summary["distillation"] = distillation_report(scenario, dataset, final, sink.ever_accepted)
     if privacy is not None:
         summary["privacy"] = privacy.summary()
     if guard is not None:
@@ -160,6 +168,7 @@ def round_evaluation(
     guard: IntegrityGuard | None,
     failed: FailedRounds,
     save: Callable[[int, list[NDArray[np.float32]]], None],
+    robustness: RobustnessProbe | None = None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
     """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
 
@@ -170,10 +179,13 @@ def round_evaluation(
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         result = sink.take(server_round)
+        weights = arrays.to_numpy_ndarrays()
         started = time.perf_counter()
-        evaluation = evaluator.evaluate(arrays.to_numpy_ndarrays())
-        evaluate_seconds = time.perf_counter() - started
+        evaluation = evaluator.evaluate(weights)
         extra: dict[str, Any] = {}
+        if robustness is not None:
+            extra.update(robustness.metrics(server_round, weights))
+        evaluate_seconds = time.perf_counter() - started  # clean and robust evaluation
         if privacy is not None and result is not None:
             extra.update(privacy.after_round(server_round, result))
         if guard is not None:

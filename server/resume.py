@@ -46,10 +46,11 @@ from server.guard import IntegrityGuard
 from server.integrity.gate import GateState
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import RoundEvent
-from server.round import FailedRounds, RoundSink
+from server.round import RoundSink
+from server.round_failures import FailedRounds
 from server.strategy import FedshieldStrategy
 
-ROUND_FILES = ("metrics.jsonl", "integrity.jsonl", "ledger.jsonl")
+ROUND_FILES = ("metrics.jsonl", "clients.jsonl", "integrity.jsonl", "ledger.jsonl")
 """Per-round logs, each line with a ``round``: cut back to the checkpoint's round on resume."""
 
 

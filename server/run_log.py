@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from common.results import append_jsonl, atomic_write_json, plot_accuracy, read_jsonl
 from common.schema import Scenario
 from server.durability import backdoor_durability
+from server.monitoring import ClientLog
 from server.round import RoundResult
 from server.tensorboard_log import BoardWriter
 from server.timing import rounded
@@ -39,6 +40,7 @@ class RunLog:
         self.stream = sys.stdout if stream is None else stream
         self.warnings = sys.stderr if warnings is None else warnings
         self.metrics_path = run_dir / "metrics.jsonl"
+        self.clients = ClientLog(run_dir, malicious)
         self.started = time.perf_counter()
         self.board: BoardWriter | None = BoardWriter(run_dir)
 
@@ -88,6 +90,8 @@ class RunLog:
         append_jsonl(self.metrics_path, row)
         if self.board is not None:
             self.board.write(row)
+        if result is not None:
+            self.clients.record(server_round, result)
         for partition, reason in row.get("failures", {}).items():
             print(
                 f"warning: round {server_round}: client {partition} failed: {reason}",
@@ -103,6 +107,8 @@ class RunLog:
         parts.append(f"loss {loss:.4f}" if math.isfinite(loss) else "loss nan")
         if "attack_success_rate" in row:
             parts.append(f"asr {row['attack_success_rate']:.4f}")
+        if "robust_accuracy_pgd" in row:
+            parts.append(f"pgd {row['robust_accuracy_pgd']:.4f}")
         if row["round"] > 0:
             parts.append(f"replies {row['num_replies']}/{row['num_sampled']}")
             if row["num_failures"]:
@@ -150,6 +156,8 @@ class RunLog:
             "attack_success_rate",
             "attack_success_baseline",
             "attack_success_above_baseline",
+            "robust_accuracy_fgsm",
+            "robust_accuracy_pgd",
         ):
             if key in rows[-1]:
                 summary[f"final_{key}"] = rows[-1][key]
@@ -160,4 +168,5 @@ class RunLog:
         atomic_write_json(self.run_dir / "summary.json", summary)
         if rows:
             plot_accuracy(rows, self.run_dir / "accuracy.png", title=self.scenario.name)
+            self.clients.plot(self.scenario.name)
         return summary

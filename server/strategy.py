@@ -54,10 +54,8 @@ from server.round import (
     RoundSink,
     RoundUpdates,
     TrainingRecord,
-    drop_stale,
-    round_failures,
-    skip_reason,
 )
+from server.round_failures import drop_stale, round_failures, skip_reason
 from server.timing import Stopwatch, client_train_split
 from strategies.base import Rule
 
@@ -182,6 +180,8 @@ class FedshieldStrategy(FedAvg):
             rejected, flagged, kept = self._screen(server_round, updates, decoded)
         with clock.step("aggregate"):
             new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
+        # Against the rule's own step, before any watermark changes the global model.
+        clients = updates.statistics(new_global if skipped is None else None)
         if self.guard is not None:
             with clock.step("integrity"):
                 new_global = self.guard.after_aggregation(server_round, new_global)
@@ -205,6 +205,7 @@ class FedshieldStrategy(FedAvg):
             ),
             attack=attack,
             timing=client_train_split(arrived) | clock.seconds,
+            clients=clients,
         )
         self.sink.put(result)
         return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})

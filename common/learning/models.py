@@ -36,6 +36,19 @@ def mlp_layers(
     ]
 
 
+@MODELS.register("mlp_small", NoParams)
+def small_mlp_layers(
+    input_shape: tuple[int, ...], num_classes: int, l2: float
+) -> list[tf.keras.layers.Layer]:
+    """A quarter-size MLP (Dense(16)): the default distillation student (1,210 weights on 8x8)."""
+    return [
+        tf.keras.layers.InputLayer(input_shape=input_shape),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(16, activation="relu", kernel_regularizer=_l2(l2)),
+        tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
+    ]
+
+
 @MODELS.register("cnn", NoParams)
 def cnn_layers(
     input_shape: tuple[int, ...], num_classes: int, l2: float

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
+from common.learning.adversarial import batch_transform
 from common.learning.batching import batch_plan, poisson_sampling_rate
 from common.learning.dp import build_dp_model
 from common.learning.models import MODELS
@@ -118,6 +119,7 @@ def train_locally(
     scenario: Scenario,
     seed: int,
     dp: bool,
+    adversarial: bool = True,
 ) -> TrainOutcome:
     """Load ``weights``, run the batch plan, return the new weights.
 
@@ -126,6 +128,8 @@ def train_locally(
     uses the scenario's DP sampling, and the plan and the noise come from
     :func:`dp_seed_sequence` (OS entropy unless ``dp.reproducible_noise``); an empty Poisson
     batch is still a step (the DP model applies pure noise), as the accountant counts it.
+    ``adversarial`` (honest clients) lets ``[robustness.training]`` replace part of each batch
+    by adversarial examples (:func:`common.learning.adversarial.batch_transform`).
     """
     tf.keras.utils.set_random_seed(seed)
     plan_rng = np.random.default_rng(seed)
@@ -145,8 +149,10 @@ def train_locally(
         drop_remainder=dp,
     )
     losses = []
+    # Adversarial training (off unless [robustness.training] says so) changes each batch here.
+    transform = batch_transform(scenario.robustness.training, seed, enabled=adversarial)
     for indices in plan:
-        result = model.train_on_batch(x[indices], y[indices], return_dict=True)
+        result = model.train_on_batch(*transform(model, x[indices], y[indices]), return_dict=True)
         if len(indices):  # an empty (noise-only) step reports loss 0: not a training loss
             losses.append(float(result["loss"]))
     return TrainOutcome(

@@ -21,7 +21,7 @@ from server.checkpoint_state import write_checkpoint as write
 from server.privacy import PrivacyTracker
 from server.resume import ResumedStrategy, ResumePoint, RunState, cut_round_files
 from server.resume import load_resume_point as load
-from server.round import FailedRounds
+from server.round_failures import FailedRounds
 from strategies import build_chain
 from tests.server._round import GRID, client_reply, make_strategy, partition_of
 

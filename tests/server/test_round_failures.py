@@ -19,7 +19,8 @@ from common.crypto.keys import client_key
 from scenarios.loader import load_scenario
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
-from server.round import FailedRounds, RoundResult, RoundsFailedError
+from server.round import RoundResult
+from server.round_failures import FailedRounds, RoundsFailedError
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
 from tests.server._round import GRID, client_reply, make_strategy, partition_of, play_round
