@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
+from common.inversion_config import InversionConfig
 from common.validation import FieldError, Strict
 
 MAX_NAME_LENGTH = 200
@@ -218,6 +219,7 @@ class Scenario(_Section):
     attack: AttackSpec = AttackSpec()
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    inversion: InversionConfig = InversionConfig()
     simulation: SimulationSpec = SimulationSpec()
 
     @model_validator(mode="after")

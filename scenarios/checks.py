@@ -29,6 +29,7 @@ def check_plugins(scenario: Scenario) -> None:
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
     from common.dp_checks import check_dp_shards
+    from common.inversion_config import check_inversion
     from common.learning.models import MODELS
     from strategies import build_chain
 
@@ -67,6 +68,7 @@ def check_plugins(scenario: Scenario) -> None:
         scenario.dp.microbatch_size(scenario.train.batch_size)
     if scenario.dp.enabled and scenario.dp.mode == "central":
         _check_central_dp(scenario)
+    check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
     check_data(scenario)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
 

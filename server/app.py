@@ -31,6 +31,7 @@ from server.adversary import Adversary
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
+from server.inversion.observer import CuriousServer
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
@@ -108,6 +109,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
+    curious = CuriousServer(scenario, dataset, run_dir) if scenario.inversion.enabled else None
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
@@ -120,6 +122,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         guard=guard,
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
+        observer=curious,
     )
     if guard is not None:
         weights = guard.start(weights, shard_sizes=shard_sizes)
@@ -143,6 +146,8 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         summary["privacy"] = privacy.summary()
     if guard is not None:
         summary["integrity"] = guard.summary()
+    if curious is not None:
+        summary["inversion"] = curious.summary(final, sink.ever_accepted)
     return log.finish(summary)
 
 

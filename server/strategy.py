@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -60,6 +60,9 @@ from server.round import (
 )
 from strategies.base import Rule
 
+ReplyObserver = Callable[[int, Sequence[TrainReply], list[NDArray[np.float32]]], None]
+"""Sees each round's received replies and the global weights they trained from."""
+
 
 @dataclass(frozen=True)
 class _Decoded:
@@ -88,6 +91,7 @@ class FedshieldStrategy(FedAvg):
         guard: IntegrityGuard | None,
         sink: RoundSink,
         root: RootReference | None = None,
+        observer: ReplyObserver | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -103,6 +107,7 @@ class FedshieldStrategy(FedAvg):
         self.guard = guard
         self.sink = sink
         self.root = root
+        self.observer = observer
         self.chain_state = chain.init(num_params)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
         self._global: list[NDArray[np.float32]] = []
@@ -201,6 +206,8 @@ class FedshieldStrategy(FedAvg):
             server_round, updates, self._global, aggregator=view
         )
         updates = self.adversary.uplink(server_round, updates)
+        if self.observer is not None:  # what arrived, before the gate (server.inversion)
+            self.observer(server_round, updates.replies, self._global)
         rejected, flagged, kept = self._screen(server_round, updates, decoded)
         new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
         if self.guard is not None:
