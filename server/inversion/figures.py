@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from common.results import atomic_write
 
 _MAX_SHOWN = 8  # images per attack in the grid; the summary scores all of them
+_COLUMNS = 8
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,29 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def save_update_grid(attacks: Sequence[Reconstruction], path: Path) -> None:
-    """Two rows per attack: reconstructions above the true images they match best."""
-    columns = max(min(len(a.images), _MAX_SHOWN) for a in attacks)
-    figure = Figure(figsize=(1.2 * columns + 1.0, 2.4 * len(attacks)), dpi=100)
+    """Reconstructions (upper row) over the true images they match best (lower row).
+
+    Cells run left to right, ``_COLUMNS`` to a row pair, up to ``_MAX_SHOWN`` per attack, each
+    titled with its attack (``r`` round, ``c`` client).
+    """
+    cells = [
+        (attack.title, image, truth)
+        for attack in attacks
+        for image, truth in list(zip(attack.images, attack.matches, strict=True))[:_MAX_SHOWN]
+    ]
+    pairs = -(-len(cells) // _COLUMNS)
+    columns = min(len(cells), _COLUMNS)
+    figure = Figure(figsize=(1.1 * max(columns, 4) + 0.6, 2.4 * pairs + 0.4), dpi=100)
     FigureCanvasAgg(figure)
-    grid = figure.subplots(2 * len(attacks), columns, squeeze=False)
-    for row, attack in enumerate(attacks):
-        for column in range(columns):
-            top, bottom = grid[2 * row, column], grid[2 * row + 1, column]
-            top.axis("off")
-            bottom.axis("off")
-            if column < min(len(attack.images), _MAX_SHOWN):
-                _show(top, attack.images[column])
-                _show(bottom, attack.matches[column])
-        grid[2 * row, 0].set_title(f"{attack.title}: reconstructed / true", loc="left")
+    grid = figure.subplots(2 * pairs, columns, squeeze=False)
+    for axes in grid.ravel():
+        axes.axis("off")
+    for index, (title, image, truth) in enumerate(cells):
+        row, column = divmod(index, _COLUMNS)
+        _show(grid[2 * row, column], image)
+        _show(grid[2 * row + 1, column], truth)
+        grid[2 * row, column].set_title(title, fontsize=8)
+    figure.suptitle("upper: reconstructed, lower: true", fontsize=9)
     _save(figure, path)
 
 

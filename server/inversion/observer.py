@@ -92,7 +92,7 @@ class CuriousServer:
         )
         self._pictures.append(
             Reconstruction(
-                f"round {server_round}, client {reply.partition_id}",
+                f"r{server_round} c{reply.partition_id}",
                 images,
                 x_true[[m[0] for m in matches]],
             )
