@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
 from common.inversion_config import InversionConfig
+from common.secagg_config import SecureAggregationConfig
 from common.validation import FieldError, Strict
 
 MAX_NAME_LENGTH = 200
@@ -220,6 +221,7 @@ class Scenario(_Section):
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()
     inversion: InversionConfig = InversionConfig()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
     simulation: SimulationSpec = SimulationSpec()
 
     @model_validator(mode="after")

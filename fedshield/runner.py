@@ -124,6 +124,7 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
     from flwr.simulation import run_simulation
 
     from clients.app import app as client_app
+    from clients.secagg import app as secagg_client_app
     from server.app import RunOutcome, build_server_app
 
     # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
@@ -149,7 +150,7 @@ def run_scenario(scenario: Scenario, *, verbose: bool = False) -> RunResult:
         try:
             run_simulation(
                 server_app=build_server_app(scenario, run_dir, outcome),
-                client_app=client_app,
+                client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
                 backend_name=register_watched_backend(on_engine_failure),
                 backend_config=backend_config(scenario),

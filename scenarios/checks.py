@@ -31,6 +31,7 @@ def check_plugins(scenario: Scenario) -> None:
     from common.dp_checks import check_dp_shards
     from common.inversion_config import check_inversion
     from common.learning.models import MODELS
+    from common.secagg_config import check_secure_aggregation
     from strategies import build_chain
 
     data = scenario.data
@@ -40,7 +41,8 @@ def check_plugins(scenario: Scenario) -> None:
     MODELS.resolve(scenario.model.name, "model.name")
 
     attack = scenario.attack
-    attack_plan(attack)  # every name, every parameter, and which kinds may be combined
+    plan = attack_plan(attack)  # every name, every parameter, and which kinds may be combined
+    check_secure_aggregation(scenario, plan.collusion is not None or plan.transit is not None)
     malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
     if attack.enabled and not malicious:
         raise ConfigError(

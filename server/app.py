@@ -91,6 +91,11 @@ def initial_weights(
 
 def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
     """Run the whole federation; returns the summary written to ``summary.json``."""
+    if scenario.secure_aggregation.enabled:
+        # Flower's legacy workflow (server/secure_aggregation.py says why); it imports this.
+        from server.secure_aggregation import serve_secure
+
+        return serve_secure(grid, scenario, run_dir, outcome)
     dataset = dataset_of(scenario)
     malicious = malicious_clients(scenario)
     weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)

@@ -56,6 +56,7 @@ from server.round import (
     TrainingRecord,
     drop_stale,
     round_failures,
+    sample_partitions,
     skip_reason,
 )
 from strategies.base import Rule
@@ -117,9 +118,7 @@ class FedshieldStrategy(FedAvg):
 
     def _sample(self, server_round: int) -> list[int]:
         """Partition ids of this round's clients, drawn with the scenario seed."""
-        rng = derive_rng(self.scenario.seed, "sample", server_round)
-        chosen = rng.choice(sorted(self.nodes), size=self.scenario.num_sampled, replace=False)
-        return sorted(int(p) for p in chosen)
+        return sample_partitions(self.scenario, list(self.nodes), server_round)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

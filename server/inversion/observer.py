@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 from numpy.typing import NDArray
 
 from common.data.datasets import Dataset
@@ -69,50 +71,18 @@ class CuriousServer:
     def _attack(
         self, server_round: int, reply: TrainReply, base: list[NDArray[np.float32]]
     ) -> dict[str, Any]:
-        started = time.perf_counter()
         shard = self.parts[reply.partition_id]
-        x_true, y_true = self.dataset.x_train[shard], self.dataset.y_train[shard]
-        count = self.config.num_images or self.scenario.train.batch_size
-        target = update_gradient(
+        record, picture = attack_update(
+            self.model,
             base,
-            [np.asarray(a, np.float32) for a in reply.arrays],
-            learning_rate=self.scenario.train.learning_rate,
-            local_steps=reply.local_steps,
+            reply,
+            scenario=self.scenario,
+            shard=(self.dataset.x_train[shard], self.dataset.y_train[shard]),
+            data_range=self.data_range,
+            rng=derive_rng(self.scenario.seed, "inversion", server_round, reply.partition_id),
         )
-        labels = recover_labels(target, min(count, len(shard)))
-        self.model.set_weights(base)
-        rng = derive_rng(self.scenario.seed, "inversion", server_round, reply.partition_id)
-        images = invert_gradient(
-            self.model, target, labels, config=self.config, data_range=self.data_range, rng=rng
-        )
-        width = self.data_range[1] - self.data_range[0]
-        matches = [best_match(image, x_true, data_range=width) for image in images]
-        random_psnr, random_ssim = random_baseline(
-            x_true, low=self.data_range[0], high=self.data_range[1], rng=rng
-        )
-        self._pictures.append(
-            Reconstruction(
-                f"r{server_round} c{reply.partition_id}",
-                images,
-                x_true[[m[0] for m in matches]],
-            )
-        )
-        return {
-            "round": server_round,
-            "client": reply.partition_id,
-            "local_steps": reply.local_steps,
-            "num_images": len(images),
-            "psnr": [m[1] for m in matches],
-            "ssim": [m[2] for m in matches],
-            "psnr_mean": float(np.mean([m[1] for m in matches])),
-            "ssim_mean": float(np.mean([m[2] for m in matches])),
-            "random_psnr": random_psnr,
-            "random_ssim": random_ssim,
-            "label_accuracy": float(
-                np.mean([labels[i] == y_true[m[0]] for i, m in enumerate(matches)])
-            ),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        self._pictures.append(replace(picture, title=f"r{server_round} c{reply.partition_id}"))
+        return {"round": server_round, "client": reply.partition_id, **record}
 
     def summary(self, final: list[NDArray[np.float32]], accepted: Iterable[int]) -> dict[str, Any]:
         """The ``inversion`` entry of ``summary.json``; writes the picture grids.
@@ -139,3 +109,49 @@ class CuriousServer:
                 run_dir=self.run_dir,
             )
         return out
+
+
+def attack_update(
+    model: tf.keras.Model,
+    base: list[NDArray[np.float32]],
+    reply: TrainReply,
+    *,
+    scenario: Scenario,
+    shard: tuple[NDArray[np.float32], NDArray[np.int64]],
+    data_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], Reconstruction]:
+    """Invert one reply (server knowledge only), then score it against the client's ``shard``."""
+    started = time.perf_counter()
+    config = scenario.inversion
+    x_true, y_true = shard
+    target = update_gradient(
+        base,
+        [np.asarray(a, np.float32) for a in reply.arrays],
+        learning_rate=scenario.train.learning_rate,
+        local_steps=reply.local_steps,
+    )
+    # The reply's example count is a claim the server sees: no more images than examples.
+    count = config.num_images or scenario.train.batch_size
+    labels = recover_labels(target, max(1, min(count, reply.num_examples)))
+    model.set_weights(base)
+    images = invert_gradient(model, target, labels, config=config, data_range=data_range, rng=rng)
+    matches = [best_match(i, x_true, data_range=data_range[1] - data_range[0]) for i in images]
+    random_psnr, random_ssim = random_baseline(
+        x_true, low=data_range[0], high=data_range[1], rng=rng
+    )
+    record = {
+        "local_steps": reply.local_steps,
+        "num_images": len(images),
+        "psnr": [m[1] for m in matches],
+        "ssim": [m[2] for m in matches],
+        "psnr_mean": float(np.mean([m[1] for m in matches])),
+        "ssim_mean": float(np.mean([m[2] for m in matches])),
+        "random_psnr": random_psnr,
+        "random_ssim": random_ssim,
+        "label_accuracy": float(
+            np.mean([labels[i] == y_true[m[0]] for i, m in enumerate(matches)])
+        ),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return record, Reconstruction("", images, x_true[[m[0] for m in matches]])
