@@ -90,6 +90,8 @@ def arm(label: str, setting: Scenario) -> str:
     line = (
         f"{label:<26} PSNR {_mean_sd([r['psnr_mean'] for r in rows])} dB  "
         f"SSIM {_mean_sd([r['ssim_mean'] for r in rows])}  "
+        f"recovered {statistics.mean([r['images_recovered'] for r in rows]):4.1f}/"
+        f"{setting.train.batch_size}  "
         f"labels {statistics.mean([r['label_accuracy'] for r in rows]):.2f}  "
         f"noise PSNR {statistics.mean([r['random_psnr'] for r in rows]):5.2f}"
     )
@@ -105,7 +107,12 @@ def epsilon(sigma: float) -> float:
 
 
 def main() -> None:
-    lines = [f"gradient inversion, mlp on 8x8 digits, mean +- sd over {len(SEEDS)} clients", ""]
+    lines = [
+        f"gradient inversion, mlp on 8x8 digits, mean +- sd over {len(SEEDS)} clients; PSNR and",
+        "SSIM of each reconstruction against its best match in the shard; recovered = distinct",
+        "shard images matched at >= 20 dB; noise = uniform noise scored the same way",
+        "",
+    ]
     lines.append("degradation (no DP): batch b = shard, e local epochs = e full-batch steps")
     for batch in BATCHES:
         for epochs in EPOCHS:

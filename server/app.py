@@ -91,11 +91,6 @@ def initial_weights(
 
 def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> dict[str, Any]:
     """Run the whole federation; returns the summary written to ``summary.json``."""
-    if scenario.secure_aggregation.enabled:
-        # Flower's legacy workflow (server/secure_aggregation.py says why); it imports this.
-        from server.secure_aggregation import serve_secure
-
-        return serve_secure(grid, scenario, run_dir, outcome)
     dataset = dataset_of(scenario)
     malicious = malicious_clients(scenario)
     weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
@@ -229,8 +224,12 @@ def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
+        run = serve
+        if scenario.secure_aggregation.enabled:
+            # Flower's legacy workflow (server/secure_aggregation.py says why); it imports this.
+            from server.secure_aggregation import serve_secure as run
         try:
-            outcome.summary = serve(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
+            outcome.summary = run(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
         except RunInterrupted as stopped:
             # The round in flight is abandoned; the summary covers the rounds already recorded.
             if outcome.log is not None:

@@ -37,6 +37,9 @@ from server.inversion.gradient import (
 )
 from server.inversion.quality import best_match, random_baseline
 
+RECOVERED_DB = 20.0
+"""PSNR from which a reconstruction counts as recovering its best-matching image."""
+
 
 class CuriousServer:
     """Inverts chosen clients' replies in chosen rounds; see the module docstring."""
@@ -149,6 +152,9 @@ def attack_update(
         "ssim_mean": float(np.mean([m[2] for m in matches])),
         "random_psnr": random_psnr,
         "random_ssim": random_ssim,
+        # Distinct shard images some reconstruction matches at >= 20 dB: a batch attack that
+        # returns one image B times scores a high mean PSNR but recovers one image.
+        "images_recovered": len({m[0] for m in matches if m[1] >= RECOVERED_DB}),
         "label_accuracy": float(
             np.mean([labels[i] == y_true[m[0]] for i, m in enumerate(matches)])
         ),
