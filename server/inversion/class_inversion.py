@@ -12,7 +12,8 @@ recovers is what the model holds about a class, not one member.
 
 Scoring (ground truth, metrics only): SSIM and PSNR of each class's inversion against the mean
 training image of that class over the clients whose updates were accepted, and the model's
-confidence in the class at the inversion.
+confidence in the class at the inversion; the best SSIM to any OTHER class's mean is the contrast
+(an inversion that is merely "a digit" scores as high there).
 """
 
 from __future__ import annotations
@@ -71,28 +72,32 @@ def class_inversion_report(
     """Invert every class of ``model``, score against the class means, write the figures."""
     num_classes = int(model.output_shape[-1])
     width = data_range[1] - data_range[0]
-    rows: list[dict[str, Any]] = []
     images, means = [], []
     for label in range(num_classes):
         image, confidence = mi_face(
             model, label, iterations=iterations, learning_rate=learning_rate, data_range=data_range
         )
         of_class = x_members[y_members == label]
-        mean = of_class.mean(axis=0) if len(of_class) else np.zeros_like(image)
-        images.append(image)
-        means.append(mean)
-        rows.append(
-            {
-                "class": label,
-                "confidence": confidence,
-                "ssim_to_class_mean": ssim(image, mean, data_range=width),
-                "psnr_to_class_mean": psnr(image, mean, data_range=width),
-            }
-        )
-    save_class_figures(images, means, rows, run_dir)
+        images.append((image, confidence))
+        means.append(of_class.mean(axis=0) if len(of_class) else np.zeros_like(image))
+    rows = [
+        {
+            "class": label,
+            "confidence": confidence,
+            "ssim_to_class_mean": ssim(image, means[label], data_range=width),
+            "psnr_to_class_mean": psnr(image, means[label], data_range=width),
+            # Is it this class, or just "a digit"? The closest other class's mean, for contrast.
+            "ssim_to_other_means": max(
+                ssim(image, mean, data_range=width) for k, mean in enumerate(means) if k != label
+            ),
+        }
+        for label, (image, confidence) in enumerate(images)
+    ]
+    save_class_figures([image for image, _ in images], means, rows, run_dir)
     return {
         "per_class": rows,
         "ssim_mean": float(np.mean([r["ssim_to_class_mean"] for r in rows])),
         "psnr_mean": float(np.mean([r["psnr_to_class_mean"] for r in rows])),
+        "ssim_to_other_means_mean": float(np.mean([r["ssim_to_other_means"] for r in rows])),
         "confidence_mean": float(np.mean([r["confidence"] for r in rows])),
     }

@@ -94,18 +94,16 @@ def save_class_figures(
     figure = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    labels = [r["class"] for r in rows]
-    axes.bar(
-        np.asarray(labels) - 0.2,
-        [r["ssim_to_class_mean"] for r in rows],
-        0.4,
-        label="SSIM to class mean",
+    labels = np.asarray([r["class"] for r in rows])
+    bars = (
+        ("ssim_to_class_mean", "SSIM to its class mean"),
+        ("ssim_to_other_means", "best SSIM to another class mean"),
+        ("confidence", "model confidence"),
     )
-    axes.bar(
-        np.asarray(labels) + 0.2, [r["confidence"] for r in rows], 0.4, label="model confidence"
-    )
-    axes.set(xlabel="class", ylabel="value", ylim=(-0.2, 1.0), xticks=labels)
+    for offset, (key, legend) in zip((-0.27, 0.0, 0.27), bars, strict=True):
+        axes.bar(labels + offset, [r[key] for r in rows], 0.27, label=legend)
+    axes.set(xlabel="class", ylabel="value", ylim=(-0.2, 1.3), xticks=labels)
     axes.set_title("model inversion from the final model (MI-FACE)")
     axes.grid(alpha=0.3, axis="y")
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper center", ncols=3, fontsize=7)
     _save(figure, run_dir / "inversion_similarity.png")

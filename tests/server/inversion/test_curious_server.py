@@ -67,7 +67,9 @@ def test_class_representatives_write_the_figures(tmp_path: Path) -> None:
     summary = CuriousServer(scenario, dataset, tmp_path).summary(base, accepted=[0])
     rows = summary["classes"]["per_class"]
     assert [r["class"] for r in rows] == list(range(10))
-    assert all(-1.0 <= r["ssim_to_class_mean"] <= 1.0 and 0.0 < r["confidence"] < 1.0 for r in rows)
+    for r in rows:
+        assert -1.0 <= r["ssim_to_class_mean"] <= 1.0 and 0.0 < r["confidence"] < 1.0
+        assert -1.0 <= r["ssim_to_other_means"] <= 1.0
     for name in ("inversion_classes.png", "inversion_similarity.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert summary["updates"] == [] and not (tmp_path / "inversion_updates.png").exists()
