@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ class SecAggFedAvg(LegacyFedAvg):
         self._round = RoundResult(
             server_round=server_round, started=time.perf_counter(), sampled=tuple(sampled)
         )
+        # Replaced by aggregate_fit; stands if SecAgg+ halts (too few clients for the threshold),
+        # so the round is recorded as skipped, as a normal run records a round with no update.
+        self.sink.put(replace(self._round, skipped="SecAgg+ halted before unmasking"))
         config: dict[str, Scalar] = {
             P.SERVER_ROUND: server_round,
             P.SCENARIO: self.scenario.model_dump_json(),
@@ -105,14 +109,15 @@ class SecAggFedAvg(LegacyFedAvg):
         aggregated = super().aggregate_fit(server_round, results, failures)
         metrics = [res.metrics for _, res in results]
         losses = [float(m[P.TRAIN_LOSS]) for m in metrics if P.TRAIN_LOSS in m]
+        accepted = tuple(sorted(int(m[P.PARTITION_ID]) for m in metrics))
         self.sink.put(
             RoundResult(
                 server_round=server_round,
                 started=self._round.started,
                 sampled=self._round.sampled,
                 num_replies=len(results),
-                failures={-1 - i: str(f) for i, f in enumerate(failures)},
-                accepted=tuple(sorted(int(m[P.PARTITION_ID]) for m in metrics)),
+                failures=_failures(self._round.sampled, accepted, failures),
+                accepted=accepted,
                 train_loss=float(np.mean(losses)) if losses else math.nan,
                 honest_replies=tuple(
                     TrainingRecord(
@@ -124,6 +129,14 @@ class SecAggFedAvg(LegacyFedAvg):
             )
         )
         return aggregated
+
+
+def _failures(
+    sampled: tuple[int, ...], accepted: tuple[int, ...], errors: list[Any]
+) -> dict[int, str]:
+    """Sampled partitions with no masked vector; SecAgg+'s errors do not name the partition."""
+    reason = "; ".join(str(e) for e in errors) or "no masked vector before the deadline"
+    return {p: reason for p in sampled if p not in accepted}
 
 
 def run_secure_aggregation(
