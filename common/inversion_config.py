@@ -33,15 +33,15 @@ class InversionConfig(Strict):
     """Rounds in which it does so (each in ``[1, rounds]``); a client not sampled in a round
     is skipped and recorded as such."""
     loss: Literal["cosine", "l2"] = "cosine"
-    """``cosine``: 1 - cos(grad, target) over all parameters (Geiping et al. 2020, eq. 4);
-    ``l2``: the squared Euclidean gradient distance of DLG (Zhu et al. 2019, eq. 4)."""
+    """``cosine``: 1 - cos(grad, target) over all parameters (Geiping et al. 2020);
+    ``l2``: the squared Euclidean gradient distance of DLG (Zhu et al. 2019)."""
     iterations: int = Field(1000, ge=1, le=100_000)
     """Adam steps on the dummy images (Geiping et al. use 24,000 on CIFAR; 8x8 digits need far
     fewer)."""
     learning_rate: float = Field(0.1, gt=0.0)
     """Adam's step size on the dummy images (Geiping et al.: 0.1)."""
     tv_weight: float = Field(1e-3, ge=0.0)
-    """alpha of the total-variation prior (Geiping et al. 2020, eq. 4); 0 is plain DLG."""
+    """alpha of the total-variation prior (Geiping et al. 2020); 0 is plain DLG."""
     num_images: int | None = Field(None, ge=1, le=1024)
     """Images to reconstruct per reply; unset: ``train.batch_size`` (exact for one local step)."""
     class_representatives: bool = False

@@ -4,21 +4,22 @@ Threat model: an honest-but-curious server. It knows the global weights w it sen
 and the scenario (architecture, loss, learning rate eta); the reply says how many local steps
 s it took. It never sees the client's data. One local SGD step without momentum makes the
 update an exact gradient, g = (w - w') / eta; after s steps, (w - w') / (eta s) is the mean
-gradient along the client's path, which the attack treats as one gradient of a batch
-(Geiping et al. 2020, section 5, "fedavg" setting) and which degrades the reconstruction.
+gradient along the client's path, which the attack treats as one gradient of a batch, a
+simplification that degrades the reconstruction (Geiping et al. 2020 instead unroll the local
+steps on the dummy data, at s times the cost per iteration).
 
 Labels first (iDLG, Zhao et al. 2020): with softmax cross-entropy the gradient of the last
 layer's bias for one example is p - onehot(y), whose only negative entry is the true class.
 For a batch of B it is mean_b (p_b - onehot(y_b)), so class j holds about n_j = B max(0, -g_j)
 examples (p ~ 0 off the true class); the counts are rounded to B by largest remainder (exact
-for B = 1, a heuristic beyond, as in Wainakh et al. 2022).
+for B = 1, a heuristic beyond, in the spirit of Wainakh et al. 2022's label-count attack).
 
-Then images (Geiping et al. 2020, eq. 4): start from uniform noise x^ in the data range and run
-Adam on
+Then images (Geiping et al. 2020's objective): start from uniform noise x^ in the data range
+and run Adam on
 
     L(x^) = 1 - <grad_w l(f(x^), y^), g> / (||grad_w l(f(x^), y^)|| ||g||)  +  alpha TV(x^)
 
-(``loss = "cosine"``; ``"l2"`` is DLG's ||grad_w l(f(x^), y^) - g||^2, Zhu et al. 2019, eq. 4),
+(``loss = "cosine"``; ``"l2"`` is DLG's ||grad_w l(f(x^), y^) - g||^2, Zhu et al. 2019),
 the norms and the inner product over all parameters at once, TV the mean absolute difference
 of neighbouring pixels, projecting x^ back into the data range after every step.
 """
