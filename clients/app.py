@@ -21,7 +21,7 @@ from common import protocol as P
 from common.crypto.keys import ClientTrust, client_key
 from common.crypto.train_signing import check_train
 from common.data.shards import dataset_of, malicious_clients, partitions_of
-from common.learning.training import compiled_model, train_locally
+from common.learning.training import TrainOutcome, compiled_model, train_locally
 from common.schema import Scenario
 from common.seeding import derive_rng, derive_seed
 from common.tf_runtime import configure_tensorflow
@@ -84,6 +84,26 @@ def _broadcast_is_authentic(
     )
 
 
+def local_update(
+    scenario: Scenario, partition_id: int, server_round: int, base: list[NDArray[np.float32]]
+) -> tuple[list[NDArray[np.float32]], int, TrainOutcome]:
+    """What the client sends: honest training (DP-SGD and adversarial training when on) or its
+    poisoner's update."""
+    plan = active_plan(scenario, partition_id, server_round)
+    x, y = training_shard(scenario, partition_id, plan)
+    dataset = dataset_of(scenario)
+    honest = partition_id not in malicious_clients(scenario)
+    dp = scenario.dp.enabled and scenario.dp.mode == "local" and honest
+    model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
+    seed = derive_seed(scenario.seed, "train", server_round, partition_id)
+    outcome = train_locally(
+        model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest
+    )
+    rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
+    weights, num_examples = poisoned_update(plan, base, outcome.weights, len(y), rng)
+    return weights, num_examples, outcome
+
+
 @app.train()
 def train(message: Message, context: Context) -> Message:
     """Train on the local shard and reply with new weights, metrics and signed digests."""
@@ -104,18 +124,7 @@ def train(message: Message, context: Context) -> Message:
     # The client's own work (shard, model, training, its attack), for the round's time split;
     # an injected straggler's sleep above is not work and is left out.
     started = time.perf_counter()
-    plan = active_plan(scenario, partition_id, server_round)
-    x, y = training_shard(scenario, partition_id, plan)
-    dataset = dataset_of(scenario)
-    honest = partition_id not in malicious_clients(scenario)
-    dp = scenario.dp.enabled and scenario.dp.mode == "local" and honest
-    model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
-    seed = derive_seed(scenario.seed, "train", server_round, partition_id)
-    outcome = train_locally(
-        model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest
-    )
-    rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)
-    weights, num_examples = poisoned_update(plan, base, outcome.weights, len(y), rng)
+    weights, num_examples, outcome = local_update(scenario, partition_id, server_round, base)
     train_seconds = time.perf_counter() - started
 
     integrity = scenario.integrity

@@ -22,7 +22,9 @@ from pydantic import Field, model_validator
 
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
+from common.inversion_config import InversionConfig
 from common.robustness_config import RobustnessConfig
+from common.secagg_config import SecureAggregationConfig
 from common.server_optimizer_config import ServerOptimizerConfig
 from common.validation import FieldError, Strict
 
@@ -227,6 +229,8 @@ class Scenario(_Section):
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    inversion: InversionConfig = InversionConfig()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
     simulation: SimulationSpec = SimulationSpec()
 
     @model_validator(mode="after")

@@ -129,6 +129,7 @@ def run_scenario(
     from flwr.simulation import run_simulation
 
     from clients.app import app as client_app
+    from clients.secagg import app as secagg_client_app
     from server.app import RunOutcome, build_server_app
 
     # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
@@ -155,7 +156,7 @@ def run_scenario(
         try:
             run_simulation(
                 server_app=build_server_app(scenario, run_dir, outcome, point),
-                client_app=client_app,
+                client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
                 backend_name=register_watched_backend(on_engine_failure),
                 backend_config=backend_config(scenario),

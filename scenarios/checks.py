@@ -29,7 +29,9 @@ def check_plugins(scenario: Scenario) -> None:
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
     from common.dp_checks import check_dp_shards
+    from common.inversion_config import check_inversion
     from common.learning.models import MODELS
+    from common.secagg_config import check_secure_aggregation
     from strategies import build_chain
 
     data = scenario.data
@@ -41,7 +43,8 @@ def check_plugins(scenario: Scenario) -> None:
         MODELS.resolve(scenario.robustness.distillation.student, "robustness.distillation.student")
 
     attack = scenario.attack
-    attack_plan(attack)  # every name, every parameter, and which kinds may be combined
+    plan = attack_plan(attack)  # every name, every parameter, and which kinds may be combined
+    check_secure_aggregation(scenario, plan.collusion is not None or plan.transit is not None)
     malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
     if attack.enabled and not malicious:
         raise ConfigError(
@@ -76,6 +79,7 @@ def check_plugins(scenario: Scenario) -> None:
             "the DP-SGD model (per-example clipping covers the data loss only): use 0 with "
             "dp.mode = 'local'"
         )
+    check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
     check_data(scenario)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
 

@@ -33,6 +33,7 @@ from server.distillation import distillation_report
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
+from server.inversion.observer import CuriousServer
 from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
@@ -121,6 +122,7 @@ def serve(
     robustness = robustness_probe(scenario, evaluator.model, dataset)
     log = outcome.log = RunLog(run_dir, scenario, malicious)
     sink = RoundSink()
+    curious = CuriousServer(scenario, dataset, run_dir) if scenario.inversion.enabled else None
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
@@ -133,6 +135,7 @@ def serve(
         guard=guard,
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
+        observer=curious,
     )
     if guard is not None and resume is None:
         weights = guard.start(weights, shard_sizes=shard_sizes)
@@ -157,6 +160,8 @@ def serve(
         summary["privacy"] = privacy.summary()
     if guard is not None:
         summary["integrity"] = guard.summary()
+    if curious is not None:
+        summary["inversion"] = curious.summary(final, sink.ever_accepted)
     return log.finish(summary)
 
 
@@ -248,9 +253,15 @@ def build_server_app(
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
         try:
-            outcome.summary = serve(
-                StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome, resume
-            )
+            grid = StoppableGrid(grid, outcome.stop)
+            if scenario.secure_aggregation.enabled:
+                # Flower's legacy workflow (server/secure_aggregation.py says why); it imports
+                # this module, hence the late import. That path writes no resume checkpoint.
+                from server.secure_aggregation import serve_secure
+
+                outcome.summary = serve_secure(grid, scenario, run_dir, outcome)
+            else:
+                outcome.summary = serve(grid, scenario, run_dir, outcome, resume)
         except RunInterrupted as stopped:
             # The round in flight is abandoned; the summary covers the rounds already recorded.
             if outcome.log is not None:

@@ -24,6 +24,8 @@ from numpy.typing import NDArray
 
 from common.arrays import flatten, stack_deltas
 from common.protocol import TrainReply
+from common.schema import Scenario
+from common.seeding import derive_rng
 from server.client_stats import ClientRound, client_statistics
 from strategies.base import (
     Aggregate,
@@ -34,6 +36,15 @@ from strategies.base import (
     Updates,
     as_aggregator,
 )
+
+
+def sample_partitions(
+    scenario: Scenario, partitions: Sequence[int], server_round: int
+) -> list[int]:
+    """The partition ids of a round's clients, drawn with the scenario seed (sorted)."""
+    rng = derive_rng(scenario.seed, "sample", server_round)
+    chosen = rng.choice(sorted(partitions), size=scenario.num_sampled, replace=False)
+    return sorted(int(p) for p in chosen)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
@@ -54,10 +54,14 @@ from server.round import (
     RoundSink,
     RoundUpdates,
     TrainingRecord,
+    sample_partitions,
 )
 from server.round_failures import drop_stale, round_failures, skip_reason
 from server.timing import Stopwatch, client_train_split
 from strategies.base import Rule
+
+ReplyObserver = Callable[[int, Sequence[TrainReply], list[NDArray[np.float32]]], None]
+"""Sees each round's received replies and the global weights they trained from."""
 
 
 class FedshieldStrategy(FedAvg):
@@ -74,6 +78,7 @@ class FedshieldStrategy(FedAvg):
         guard: IntegrityGuard | None,
         sink: RoundSink,
         root: RootReference | None = None,
+        observer: ReplyObserver | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -89,6 +94,7 @@ class FedshieldStrategy(FedAvg):
         self.guard = guard
         self.sink = sink
         self.root = root
+        self.observer = observer
         self.chain_state = chain.init(num_params)
         self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
@@ -99,9 +105,7 @@ class FedshieldStrategy(FedAvg):
 
     def _sample(self, server_round: int) -> list[int]:
         """Partition ids of this round's clients, drawn with the scenario seed."""
-        rng = derive_rng(self.scenario.seed, "sample", server_round)
-        chosen = rng.choice(sorted(self.nodes), size=self.scenario.num_sampled, replace=False)
-        return sorted(int(p) for p in chosen)
+        return sample_partitions(self.scenario, list(self.nodes), server_round)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -176,6 +180,8 @@ class FedshieldStrategy(FedAvg):
                 server_round, updates, self._global, aggregator=view
             )
             updates = self.adversary.uplink(server_round, updates)
+        if self.observer is not None:  # what arrived, before the gate (server.inversion)
+            self.observer(server_round, updates.replies, self._global)
         with clock.step("integrity"):
             rejected, flagged, kept = self._screen(server_round, updates, decoded)
         with clock.step("aggregate"):
