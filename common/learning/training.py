@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from common.learning.batching import batch_plan, poisson_sampling_rate
 from common.learning.dp import build_dp_model
+from common.learning.local_round import StepFn, run_plan, sgd_step
 from common.learning.models import MODELS
 from common.schema import Scenario
 
@@ -106,6 +107,11 @@ def dp_seed_sequence(scenario: Scenario, seed: int) -> np.random.SeedSequence:
     return np.random.SeedSequence()
 
 
+def _private_step(model: tf.keras.Model) -> StepFn:
+    step: StepFn = model.private_step
+    return step
+
+
 def train_locally(
     model: tf.keras.Model,
     weights: Sequence[NDArray[np.float32]],
@@ -116,7 +122,7 @@ def train_locally(
     seed: int,
     dp: bool,
 ) -> TrainOutcome:
-    """Load ``weights``, run the batch plan, return the new weights.
+    """Load ``weights``, run the batch plan in one compiled call, return the new weights.
 
     Without ``dp`` the seed fixes Python's, NumPy's and TF's global generators (dropout) and the
     batch plan, so the round is a pure function of (weights, data, seed). With ``dp`` the plan
@@ -140,14 +146,13 @@ def train_locally(
         sampling=scenario.dp.sampling if dp else "shuffle",
         drop_remainder=dp,
     )
-    losses = []
-    for indices in plan:
-        result = model.train_on_batch(x[indices], y[indices], return_dict=True)
-        if len(indices):  # an empty (noise-only) step reports loss 0: not a training loss
-            losses.append(float(result["loss"]))
+    step = _private_step if dp else sgd_step
+    losses = run_plan(model, step, x, y, plan)
+    # An empty (noise-only) Poisson step reports loss 0: not a training loss.
+    losses = losses[np.array([len(b) > 0 for b in plan], dtype=bool)]
     return TrainOutcome(
         weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
-        mean_loss=float(np.mean(losses)) if losses else float("nan"),
+        mean_loss=float(np.mean(losses, dtype=np.float64)) if len(losses) else float("nan"),
         local_steps=len(plan),
         sampling_rate=poisson_sampling_rate(len(y), batch_size=scenario.train.batch_size),
     )
