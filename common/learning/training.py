@@ -16,7 +16,6 @@ import tensorflow as tf
 from numpy.typing import NDArray
 
 from common.learning.batching import batch_plan, poisson_sampling_rate
-from common.learning.dp import build_dp_model
 from common.learning.local_round import StepFn, run_plan, sgd_step
 from common.learning.models import MODELS
 from common.schema import Scenario
@@ -66,6 +65,10 @@ def compiled_model(
     if model is None:
         layers = MODELS[scenario.model.name].target(input_shape, num_classes, scenario.model.l2)
         if dp:
+            # Imported here: tensorflow-privacy costs about 3 s of CPU per process to import,
+            # paid by every actor and the driver of a run without DP otherwise.
+            from common.learning.dp import build_dp_model
+
             poisson = scenario.dp.sampling == "poisson"
             model = build_dp_model(
                 layers,
