@@ -31,10 +31,14 @@ _CHUNK = 5000
 def _prototypes(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.float32]:
     """10 smooth images in [0, 1]: Gaussian noise through a 5x5 box blur, min-max scaled."""
     raw = rng.standard_normal((10, shape[0] + 4, shape[1] + 4, shape[2])).astype(np.float32)
-    blurred = sum(raw[:, i : i + shape[0], j : j + shape[1]] for i in range(5) for j in range(5))
+    blurred = np.zeros((10, *shape), dtype=np.float32)
+    for i in range(5):
+        for j in range(5):
+            blurred += raw[:, i : i + shape[0], j : j + shape[1]]
     low = blurred.min(axis=(1, 2, 3), keepdims=True)
     high = blurred.max(axis=(1, 2, 3), keepdims=True)
-    return ((blurred - low) / (high - low)).astype(np.float32)
+    scaled: NDArray[np.float32] = ((blurred - low) / (high - low)).astype(np.float32)
+    return scaled
 
 
 def synthetic_images(
