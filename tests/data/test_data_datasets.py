@@ -94,7 +94,8 @@ def test_test_fraction_too_small_to_stratify_fails_in_one_line() -> None:
 
 def test_unknown_dataset_lists_the_valid_names() -> None:
     with pytest.raises(
-        ConfigError, match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, mnist"
+        ConfigError,
+        match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, mnist, synthetic_cifar10, synthetic_mnist",
     ):
         load_dataset("svhn", test_fraction=0.2, seed=0)
 
