@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 from common.data.datasets import DATASETS, load_dataset
 from common.data.synthetic import synthetic_images
+from common.errors import ConfigError
 from common.learning.dp import build_dp_model
 from common.learning.models import MODELS, build_model
 
@@ -65,3 +66,9 @@ def test_lenet5_has_the_papers_parameter_count_and_trains_with_fast_dp_clipping(
         num_microbatches=None,
     )
     assert dp.count_params() == params  # fast clipping accepted every trainable layer
+
+
+def test_lenet5_refuses_inputs_too_small_for_its_second_convolution() -> None:
+    with pytest.raises(ConfigError, match="model.name: got 'lenet5' for 8x8 inputs"):
+        build_model("lenet5", (8, 8, 1), 10)
+    assert build_model("lenet5", (12, 12, 1), 10).output_shape == (None, 10)
