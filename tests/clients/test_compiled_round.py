@@ -124,3 +124,28 @@ def test_an_empty_plan_runs_nothing_and_a_plan_runs_its_batches_in_order() -> No
     first = model.train_on_batch(x[:5], y[:5])
     second = model.train_on_batch(x[5:12], y[5:12])
     np.testing.assert_allclose(losses, [first, second], rtol=1e-6)
+
+
+def test_a_model_with_dropout_still_gets_the_tf_seed() -> None:
+    # TF's global seed is set only for models with random layers; for those the round must
+    # stay a pure function of the seed (same seed, same weights; another seed, others).
+    scenario = load_scenario("quickstart", [])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(8, 8, 1)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dropout(0.5),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss=tf.keras.losses.SparseCategoricalCrossentropy())
+    start = [np.asarray(w) for w in model.get_weights()]
+    x, y = client_shard(scenario, 0)
+    runs = [
+        train_locally(model, start, x, y, scenario=scenario, seed=s, dp=False) for s in (5, 5, 6)
+    ]
+    for a, b in zip(runs[0].weights, runs[1].weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(runs[0].weights, runs[2].weights, strict=True)
+    )
