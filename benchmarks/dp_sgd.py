@@ -1,7 +1,8 @@
 """Seconds per local epoch: plain training versus the DP-SGD path, for every built-in model.
 
-One epoch is the client loop of ``common/learning/training.py``: ``train_on_batch`` over a batch
-plan of n = 1437 examples (the digits training split), batch 32, SGD. Rows:
+One epoch is the client loop of ``common/learning/training.py``: the batch plan of n = 1437
+examples (the digits training split's size), batch 32, SGD, run by
+``common.learning.local_round.run_plan`` (the whole plan in one compiled call). Rows:
 
 * ``plain``: ``tf.keras.Sequential``, shuffle plan (44 full batches);
 * ``dp fast``: ``common.learning.dp.build_dp_model(..., expected_batch_size=32)`` (fast clipping,
@@ -10,7 +11,8 @@ plan of n = 1437 examples (the digits training split), batch 32, SGD. Rows:
 * ``dp fast shuffle``: the same model without ``expected_batch_size`` (divides by |B|) on the
   shuffle plan (44 full batches), to separate clipping from sampling;
 * ``dp fallback``: tensorflow-privacy's vectorised per-example path (no layer registry), the
-  path ``DPSequential`` silently takes for an unregistered layer; shown for reference.
+  path ``DPSequential`` silently takes for an unregistered layer, run by ``train_on_batch`` per
+  step (its own ``train_step``); shown for reference.
 
 Each figure is the best of ``REPEATS`` epochs after one warm-up epoch (tracing excluded); the
 paths run their epochs round-robin so load from other processes hits them alike.
@@ -37,12 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.learning.batching import batch_plan  # noqa: E402
 from common.learning.dp import build_dp_model  # noqa: E402
+from common.learning.local_round import StepFn, run_plan, sgd_step  # noqa: E402
 from common.learning.models import MODELS  # noqa: E402
 
 NUM_EXAMPLES = 1437
 BATCH_SIZE = 32
 REPEATS = 7
-SHAPES = ((8, 8, 1), (28, 28, 1))
+SHAPES = ((8, 8, 1), (28, 28, 1), (32, 32, 3))
 DP = {"l2_norm_clip": 1.0, "noise_multiplier": 1.1, "num_microbatches": None}
 
 ModelFactory = Callable[[tuple[int, ...]], tf.keras.Model]
@@ -66,11 +69,21 @@ def _dp_fallback(name: str) -> ModelFactory:
     )
 
 
+def _private(model: tf.keras.Model) -> StepFn:
+    step: StepFn = model.private_step
+    return step
+
+
 class _Runner:
     """One compiled model and its own seeded plan generator; ``epoch()`` times one epoch."""
 
     def __init__(
-        self, factory: ModelFactory, x: NDArray[np.float32], y: NDArray[np.int64], sampling: str
+        self,
+        factory: ModelFactory,
+        x: NDArray[np.float32],
+        y: NDArray[np.int64],
+        sampling: str,
+        step: Callable[[tf.keras.Model], StepFn] | None,
     ) -> None:
         tf.keras.utils.set_random_seed(0)
         self.model = factory(x.shape[1:])
@@ -78,7 +91,7 @@ class _Runner:
             optimizer=tf.keras.optimizers.SGD(learning_rate=0.1),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(),
         )
-        self.x, self.y, self.sampling = x, y, sampling
+        self.x, self.y, self.sampling, self.step = x, y, sampling, step
         self.rng = np.random.default_rng(0)
         self.wall: list[float] = []
         self.cpu: list[float] = []
@@ -88,8 +101,11 @@ class _Runner:
             len(self.y), batch_size=BATCH_SIZE, epochs=1, rng=self.rng, sampling=self.sampling
         )
         wall, cpu = time.perf_counter(), time.process_time()
-        for indices in plan:  # empty Poisson batches included: they are noise-only steps
-            self.model.train_on_batch(self.x[indices], self.y[indices])
+        if self.step is not None:  # empty Poisson batches included: they are noise-only steps
+            run_plan(self.model, self.step, self.x, self.y, plan)
+        else:
+            for indices in plan:
+                self.model.train_on_batch(self.x[indices], self.y[indices])
         self.wall.append(time.perf_counter() - wall)
         self.cpu.append(time.process_time() - cpu)
 
@@ -115,10 +131,10 @@ def main() -> None:
         y = rng.integers(0, 10, NUM_EXAMPLES).astype(np.int64)
         for name in MODELS:
             runners = {
-                "plain": _Runner(_plain(name), x, y, "shuffle"),
-                "dp fast": _Runner(_dp_fast(name, BATCH_SIZE), x, y, "poisson"),
-                "dp fast shuffle": _Runner(_dp_fast(name, None), x, y, "shuffle"),
-                "dp fallback": _Runner(_dp_fallback(name), x, y, "shuffle"),
+                "plain": _Runner(_plain(name), x, y, "shuffle", sgd_step),
+                "dp fast": _Runner(_dp_fast(name, BATCH_SIZE), x, y, "poisson", _private),
+                "dp fast shuffle": _Runner(_dp_fast(name, None), x, y, "shuffle", _private),
+                "dp fallback": _Runner(_dp_fallback(name), x, y, "shuffle", None),
             }
             # Round-robin epochs so a burst of load from elsewhere hits every path alike.
             for _ in range(REPEATS + 1):

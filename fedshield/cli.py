@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="tables, figures and report.md from stored runs (a sweep or single runs)"
     )
     report.add_argument("directory", help="a sweep directory, or a directory of run directories")
+    data = commands.add_parser("data", help="dataset tools")
+    fetch = data.add_subparsers(dest="data_command", required=True).add_parser(
+        "fetch", help="download a dataset's files into the cache (checksums verified)"
+    )
+    fetch.add_argument("name", help="mnist, fashion_mnist or cifar10")
+    fetch.add_argument("--data-dir", help="directory to fill (default: Keras's cache)")
+    fetch.add_argument("--mirror", help="base URL or local directory holding the files")
     watermark = commands.add_parser("watermark", help="watermark tools")
     wm_commands = watermark.add_subparsers(dest="watermark_command", required=True)
     wm_verify = wm_commands.add_parser("verify", help="check a model checkpoint for a watermark")
@@ -231,7 +238,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from fedshield.data_fetch import fetch_dataset
+
+    for path in fetch_dataset(args.name, data_dir=args.data_dir, mirror=args.mirror):
+        print(f"ok: {path}")
+    return 0
+
+
 _COMMANDS = {
+    "data": _cmd_data,
     "run": _cmd_run,
     "validate": _cmd_validate,
     "list": _cmd_list,

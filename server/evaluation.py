@@ -16,7 +16,8 @@ input, so it has no baseline and only the raw rate is reported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,24 @@ from numpy.typing import NDArray
 from attacks import SuccessSet
 from common.data.datasets import Dataset
 from common.learning.models import build_model
+
+
+def _batch_scores(model: tf.keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tuple[Any, Any]]:
+    """A traced ``(x, y) -> (sum of per-example losses, number correct)`` for ``model``."""
+    cross_entropy = tf.keras.losses.SparseCategoricalCrossentropy(
+        reduction=tf.keras.losses.Reduction.NONE
+    )
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int64)])  # type: ignore[untyped-decorator]
+    def scores(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        probabilities = model(x, training=False)
+        hits = tf.equal(tf.argmax(probabilities, axis=1), y)
+        return tf.reduce_sum(cross_entropy(y, probabilities)), tf.reduce_sum(
+            tf.cast(hits, tf.int64)
+        )
+
+    return scores  # type: ignore[no-any-return]
 
 
 class Evaluator:
@@ -46,6 +65,7 @@ class Evaluator:
         self.dataset = dataset
         self.success_set = success_set
         self.batch_size = batch_size
+        self._scores = _batch_scores(self.model)
 
     def success_keys(self) -> list[str]:
         """The attack metrics this evaluator reports (none without a success set)."""
@@ -67,10 +87,28 @@ class Evaluator:
                 self.success_keys(), float("nan")
             )
         self.model.set_weights(list(weights))
-        loss, accuracy = self.model.evaluate(
-            self.dataset.x_test, self.dataset.y_test, batch_size=self.batch_size, verbose=0
-        )
-        return {"accuracy": float(accuracy), "loss": float(loss)} | self._success_rates()
+        loss, accuracy = self.test_scores()
+        return {"accuracy": accuracy, "loss": loss} | self._success_rates()
+
+    def test_scores(self) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) of the current model over the test set.
+
+        What Keras's ``evaluate`` returns, (1/n) sum_i -log p(y_i | x_i) and (1/n) sum_i
+        [argmax p(x_i) = y_i], summed batch by batch in one traced function: ``evaluate``
+        builds a data adapter and a callback list per call, 0.19 s a round on digits' 360
+        test images against a few milliseconds here.
+        """
+        x, y = self.dataset.x_test, self.dataset.y_test
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(y), self.batch_size):
+            batch_loss, batch_correct = self._scores(
+                tf.constant(x[start : start + self.batch_size]),
+                tf.constant(y[start : start + self.batch_size]),
+            )
+            loss_sum += float(batch_loss)
+            correct += int(batch_correct)
+        n = max(len(y), 1)
+        return loss_sum / n, correct / n
 
     def _target_rate(self, x: NDArray[np.float32], target: NDArray[np.int64]) -> float:
         predicted = np.argmax(self.model.predict(x, batch_size=self.batch_size, verbose=0), axis=1)

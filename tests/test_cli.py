@@ -121,7 +121,7 @@ def test_validate_a_bad_file_fails_in_one_line(
             "error: data.partition.scheme: unknown partitioner 'zz'; valid: ",
         ),
         ("attack.type=additive", "error: attack.malicious: got 0; attack 'additive' needs "),
-        ("model.name=resnet", "error: model.name: unknown model 'resnet'; valid: cnn, mlp"),
+        ("model.name=resnet", "error: model.name: unknown model 'resnet'; valid: cnn, lenet5, mlp"),
         ("nokey", "error: --set: got 'nokey'; expected dotted.key=value"),
     ],
 )

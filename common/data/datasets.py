@@ -278,3 +278,7 @@ def load_dataset(
         test_fraction, seed = 0.5, 0  # unused by the source; a fixed key avoids duplicate copies
     directory = Path(data_dir).expanduser() if data_dir is not None else KERAS_CACHE.expanduser()
     return _load_cached(name, test_fraction, seed, directory.resolve())
+
+
+# Registered on import of this module, like the datasets above (the module imports from here).
+from common.data import synthetic  # noqa: E402, F401

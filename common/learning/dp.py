@@ -37,6 +37,7 @@ from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential
 
 from common.errors import ConfigError
 from common.learning.dp_conv import dp_layer_registry
+from common.learning.local_round import batch_loss
 
 
 class SecretNoiseDPSequential(DPSequential):  # type: ignore[misc]
@@ -93,10 +94,10 @@ class SecretNoiseDPSequential(DPSequential):  # type: ignore[misc]
         ]
         return noisy, y_pred
 
-    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+    def _private_gradients(self, x: Any, y: tf.Tensor, weights: Any) -> tuple[list[Any], Any]:
+        """g~ plus the unclipped gradient of ``self.losses``, and the batch's predictions."""
         if self._clipping_loss is None:
             self._make_clipping_loss()
-        x, y, weights = tf.keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred = self._clipped_sum(x, y, weights)
         if (
             self.losses
@@ -109,6 +110,18 @@ class SecretNoiseDPSequential(DPSequential):  # type: ignore[misc]
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             grads = [g + r for g, r in zip(grads, extra, strict=True)]
+        return grads, y_pred
+
+    def private_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """One DP-SGD step as a :data:`common.learning.local_round.StepFn`; returns the loss."""
+        grads, y_pred = self._private_gradients(x, y, None)
+        loss = batch_loss(self, y, y_pred)  # before the update, as ``train_step`` reports it
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return loss
+
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+        x, y, weights = tf.keras.utils.unpack_x_y_sample_weight(data)
+        grads, y_pred = self._private_gradients(x, y, weights)
         self.compiled_loss(y, y_pred, sample_weight=weights, regularization_losses=self.losses)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
         self.compiled_metrics.update_state(y, y_pred)

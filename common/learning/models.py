@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from common.errors import ConfigError
 from common.registry import NoParams, Registry
 
 LayerFactory = Callable[[tuple[int, ...], int, float], list[tf.keras.layers.Layer]]
@@ -67,6 +68,36 @@ def cnn_layers(
             32, 3, padding="same", activation="relu", kernel_regularizer=_l2(l2)
         ),
         tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
+    ]
+
+
+@MODELS.register("lenet5", NoParams)
+def lenet5_layers(
+    input_shape: tuple[int, ...], num_classes: int, l2: float
+) -> list[tf.keras.layers.Layer]:
+    """LeNet-5 (LeCun et al. 1998): Conv(6,5x5) -> AvgPool(2) -> Conv(16,5x5) -> AvgPool(2)
+    -> Dense(120) -> Dense(84) -> Dense(classes).
+
+    ReLU instead of the paper's scaled tanh, as in modern reimplementations; the first
+    convolution pads ``"same"`` so 28x28 inputs keep the paper's 32x32 geometry (5x5 maps
+    before the dense layers at 28x28, 6x6 at 32x32). Inputs must be at least 12x12 (the
+    second convolution and pooling need a 6x6 map); smaller ones are refused in one line.
+    """
+    if min(input_shape[:2]) < 12:
+        raise ConfigError(
+            f"model.name: got 'lenet5' for {input_shape[0]}x{input_shape[1]} inputs; LeNet-5 "
+            "needs images of at least 12x12 (use mlp or cnn for digits)"
+        )
+    return [
+        tf.keras.layers.InputLayer(input_shape=input_shape),
+        tf.keras.layers.Conv2D(6, 5, padding="same", activation="relu", kernel_regularizer=_l2(l2)),
+        tf.keras.layers.AveragePooling2D(2),
+        tf.keras.layers.Conv2D(16, 5, activation="relu", kernel_regularizer=_l2(l2)),
+        tf.keras.layers.AveragePooling2D(2),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(120, activation="relu", kernel_regularizer=_l2(l2)),
+        tf.keras.layers.Dense(84, activation="relu", kernel_regularizer=_l2(l2)),
         tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
     ]
 

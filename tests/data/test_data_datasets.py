@@ -19,7 +19,14 @@ from common.errors import ConfigError
 
 
 def test_registry_lists_the_datasets() -> None:
-    assert list(DATASETS) == ["cifar10", "digits", "fashion_mnist", "mnist"]
+    assert list(DATASETS) == [
+        "cifar10",
+        "digits",
+        "fashion_mnist",
+        "mnist",
+        "synthetic_cifar10",
+        "synthetic_mnist",
+    ]
     assert DATASETS["digits"].tags["split"] == "stratified"
     assert {DATASETS[n].tags["split"] for n in ("mnist", "fashion_mnist", "cifar10")} == {
         "official"
@@ -94,7 +101,9 @@ def test_test_fraction_too_small_to_stratify_fails_in_one_line() -> None:
 
 def test_unknown_dataset_lists_the_valid_names() -> None:
     with pytest.raises(
-        ConfigError, match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, mnist"
+        ConfigError,
+        match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, mnist, "
+        "synthetic_cifar10, synthetic_mnist",
     ):
         load_dataset("svhn", test_fraction=0.2, seed=0)
 

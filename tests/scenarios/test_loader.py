@@ -84,7 +84,7 @@ def test_unknown_dataset_and_model_name_their_field() -> None:
         "data.dataset: unknown dataset 'imagenet'; valid: "
     )
     assert _error({**MINIMAL, "model": {"name": "resnet"}}).startswith(
-        "model.name: unknown model 'resnet'; valid: cnn, mlp"
+        "model.name: unknown model 'resnet'; valid: cnn, lenet5, mlp"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from attacks import attack_plan
@@ -73,3 +74,24 @@ def test_non_finite_weights_report_every_rate_as_nan() -> None:
     assert result["accuracy"] == 0.0
     keys = ["attack_success_rate", "attack_success_baseline", "attack_success_above_baseline"]
     assert all(np.isnan(result[k]) for k in keys)
+
+
+def test_compiled_scores_equal_keras_evaluate_on_a_trained_and_a_random_model() -> None:
+    # The traced (loss sum, hits) per batch must give what Keras's evaluate reports, also when
+    # the test set is not a multiple of the batch size (360 images, batches of 256 and 7).
+    s = load_scenario("quickstart", [])
+    data = dataset_of(s)
+    for batch_size in (256, 7):
+        evaluator = Evaluator(
+            model_name="mlp", dataset=data, success_set=None, batch_size=batch_size
+        )
+        rng = np.random.default_rng(batch_size)
+        random = [
+            rng.normal(0, 0.3, w.shape).astype(np.float32) for w in evaluator.model.get_weights()
+        ]
+        for weights in (random, _weights(trigger_detector=True)):
+            result = evaluator.evaluate(weights)
+            loss, accuracy = evaluator.model.evaluate(data.x_test, data.y_test, verbose=0)
+            assert result["accuracy"] == pytest.approx(accuracy, rel=1e-6)  # Keras: float32
+            assert result["loss"] == pytest.approx(loss, rel=1e-5)
+            assert 0.0 < result["accuracy"] < 1.0
