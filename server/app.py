@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -58,13 +58,15 @@ class RunOutcome:
 
     ``stop`` goes the other way: the runner sets it (a signal, an engine failure) and the
     ServerApp's grid raises :class:`RunInterrupted` at its next send or poll; ``log`` is the
-    run's log, kept so the interrupted summary can still be written.
+    run's log, kept so the interrupted summary can still be written. ``round_lines`` receives
+    the per-round progress lines (None: stdout; a sweep prints one line per cell instead).
     """
 
     summary: dict[str, Any] | None = None
     error: BaseException | None = None
     stop: StopRequest = field(default_factory=StopRequest)
     log: RunLog | None = None
+    round_lines: TextIO | None = None
 
 
 def central_dp(scenario: Scenario) -> bool:
@@ -106,7 +108,7 @@ def serve(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) ->
         else None
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
-    log = outcome.log = RunLog(run_dir, scenario, malicious)
+    log = outcome.log = RunLog(run_dir, scenario, malicious, stream=outcome.round_lines)
     sink = RoundSink()
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
@@ -212,6 +214,27 @@ def _membership(
     )
 
 
+def serve_cell(grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> None:
+    """:func:`serve` one scenario on ``grid``, its summary or its error kept in ``outcome``.
+
+    Callable several times inside one ServerApp ``main`` (a sweep's warm session): everything a
+    run builds (chain, adversary, guard, evaluator, log) is built here, per call.
+    """
+    try:
+        outcome.summary = serve(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
+    except RunInterrupted as stopped:
+        # The round in flight is abandoned; the summary covers the rounds already recorded.
+        if outcome.log is not None:
+            outcome.summary = outcome.log.finish({"stopped_by": str(stopped)}, "interrupted")
+    except FedshieldError as err:
+        # A one-line user error: the caller prints it; re-raising would only add the server
+        # thread's traceback on stderr. Returning ends the simulation as a finished run does.
+        outcome.error = err
+    except BaseException as err:  # keep the real error for the caller, then let Flower stop
+        outcome.error = err
+        raise
+
+
 def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> ServerApp:
     """A ServerApp bound to one validated scenario and its run directory."""
     app = ServerApp()
@@ -219,18 +242,6 @@ def build_server_app(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
-        try:
-            outcome.summary = serve(StoppableGrid(grid, outcome.stop), scenario, run_dir, outcome)
-        except RunInterrupted as stopped:
-            # The round in flight is abandoned; the summary covers the rounds already recorded.
-            if outcome.log is not None:
-                outcome.summary = outcome.log.finish({"stopped_by": str(stopped)}, "interrupted")
-        except FedshieldError as err:
-            # A one-line user error: the caller prints it; re-raising would only add the server
-            # thread's traceback on stderr. Returning ends the simulation as a finished run does.
-            outcome.error = err
-        except BaseException as err:  # keep the real error for the caller, then let Flower stop
-            outcome.error = err
-            raise
+        serve_cell(grid, scenario, run_dir, outcome)
 
     return app
