@@ -54,7 +54,7 @@ class GridSpec:
     name: str
     base: dict[str, Any]
     lists: dict[str, list[Any]]
-    cases: list[dict[str, Any]]
+    cases: list[Mapping[str, Any]]
 
     @property
     def fields(self) -> list[str]:
@@ -123,7 +123,11 @@ def load_grid(source: str) -> GridSpec:
     lists = {key: _list(values, f"sweep.{key!r}") for key, values in sweep.items()}
     if not lists and not cases:
         raise ConfigError("grid.sweep: empty; give at least one list of values or one case")
-    if "seed" not in document and "seed" not in lists and not all("seed" in c for c in cases):
+    if (
+        "seed" not in document
+        and "seed" not in lists
+        and not (cases and all("seed" in c for c in cases))
+    ):
         raise ConfigError(
             "grid: no seed in the base, the overrides, [sweep] or every case; a sweep needs "
             "fixed seeds so that a restart resumes the same cells"
