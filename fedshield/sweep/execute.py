@@ -97,10 +97,12 @@ def run_sweep(
         flush=True,
     )
     progress = Progress(total, len(to_run))
-    import_apps(verbose)
+    if to_run:
+        import_apps(verbose)
+    runnable = {item.cell.id for item in to_run}
     with _round_lines(verbose) as round_lines:
         for group in plan.groups:
-            pending = [c for c in group if c in to_run]
+            pending = [c for c in group if c.cell.id in runnable]
             if pending:
                 stops = _run_group(pending, index, progress, round_lines, verbose)
                 _raise_stops(stops, index, sweep_dir)
