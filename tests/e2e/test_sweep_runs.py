@@ -95,10 +95,11 @@ def test_a_sweep_stopped_by_ctrl_c_resumes_where_it_stopped(tmp_path: Path) -> N
     grid = _grid(
         tmp_path / "g.toml",
         '"attack.type" = "sign_flip"\n[sweep]\n'
-        '"defense.aggregator" = ["fedavg", "median", "trimmed_mean"]\nseed = [1]\n',
+        '"defense.aggregator" = ["fedavg", "median", "trimmed_mean", "no_such_rule"]\nseed = [1]\n',
     )
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "fedshield.cli", "sweep", str(grid), "--out", str(out)]
+    command.append("--skip-invalid")  # the unknown rule is listed, recorded and left out
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     sweep = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -106,15 +107,17 @@ def test_a_sweep_stopped_by_ctrl_c_resumes_where_it_stopped(tmp_path: Path) -> N
     )  # fmt: skip
     assert sweep.stdout is not None
     for line in sweep.stdout:
-        if line.startswith("cell 1/3"):
+        if line.startswith("cell 1/4"):
             break
     os.killpg(sweep.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130
-    assert "interrupted by SIGINT; 1 of 3 cells finished; rerun the same command" in stderr
+    assert "invalid: cell 4/4 (defense.aggregator=no_such_rule seed=1): " in stderr
+    assert "interrupted by SIGINT; 1 of 4 cells finished; rerun the same command" in stderr
     cells = _cells(out)
     assert [c["status"] for c in cells][0] == "finished"
-    assert {c["status"] for c in cells[1:]} <= {"interrupted", "pending"}
+    assert {c["status"] for c in cells[1:3]} <= {"interrupted", "pending"}
+    assert (cells[3]["status"], cells[3]["group"]) == ("invalid", -1)
     first = (out / cells[0]["dir"] / "summary.json").read_bytes()
 
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -122,13 +125,13 @@ def test_a_sweep_stopped_by_ctrl_c_resumes_where_it_stopped(tmp_path: Path) -> N
     lines = again.stdout.splitlines()
     assert "1 already finished, 2 to run" in lines[0]
     assert [line.split(" (")[0] for line in lines if line.startswith("cell ")] == [
-        "cell 2/3",
-        "cell 3/3",
+        "cell 2/4",
+        "cell 3/4",
     ]
     cells = _cells(out)
-    assert [c["status"] for c in cells] == ["finished"] * 3
+    assert [c["status"] for c in cells] == ["finished"] * 3 + ["invalid"]
     assert (out / cells[0]["dir"] / "summary.json").read_bytes() == first
-    for cell in cells:  # the half-done attempt left no rounds behind
+    for cell in cells[:3]:  # the half-done attempt left no rounds behind
         rows = read_jsonl(out / cell["dir"] / "metrics.jsonl")
         assert [r["round"] for r in rows] == [0, 1, 2]
 
