@@ -1,5 +1,5 @@
-"""``fedshield`` command line: run, validate, list, verify, keys generate, watermark verify,
-report.
+"""``fedshield`` command line: run, sweep, validate, list, verify, keys generate, watermark
+verify, report, data fetch.
 
 Every user error is a :class:`FedshieldError` printed on one line (``error: ...``) with exit
 code 2; nothing reaches TensorFlow or Ray before the scenario has been validated.
@@ -8,6 +8,7 @@ code 2; nothing reaches TensorFlow or Ray before the scenario has been validated
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,17 @@ def _integrity_commands(commands: Any) -> None:
     generate.add_argument("--clients", type=int, required=True, help="number of clients")
 
 
+def _sweep_command(commands: Any) -> None:
+    """``sweep GRID``: every cell of a grid file (docs/sweeps.md)."""
+    sweep = commands.add_parser("sweep", help="run a grid of scenarios; rerun to resume")
+    sweep.add_argument("grid", help="path to a grid TOML file, or a packaged grid name")
+    sweep.add_argument("--out", default=None, help="sweep directory (default OUTPUT/sweep-GRID)")
+    sweep.add_argument(
+        "--skip-invalid", action="store_true", help="run the valid cells when some are invalid"
+    )
+    sweep.add_argument("--verbose", action="store_true", help="round lines, Flower, Ray, TF logs")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedshield", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last complete round"
     )
+    _sweep_command(commands)
     validate = commands.add_parser("validate", help="validate a scenario without running it")
     scenario_args(validate)
     listing = commands.add_parser("list", help="list registered plug-ins and packaged scenarios")
@@ -128,6 +141,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{s['best_round']}) in {s['wall_seconds']:.1f}s; files in {result.run_dir}"
     )
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fedshield.runner import Interrupted
+    from fedshield.sweep.execute import run_sweep
+
+    try:
+        return run_sweep(
+            args.grid,
+            command=shlex.join(["fedshield", *args.argv]),
+            output=args.out,
+            skip_invalid=args.skip_invalid,
+            verbose=args.verbose,
+        )
+    except Interrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return stopped.exit_code
+    except KeyboardInterrupt:  # Ctrl-C between sessions, while no handler was set
+        print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -249,6 +282,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "data": _cmd_data,
     "run": _cmd_run,
+    "sweep": _cmd_sweep,
     "validate": _cmd_validate,
     "list": _cmd_list,
     "verify": _cmd_verify,
@@ -260,7 +294,9 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedshield`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # the exact command, recorded by a sweep
     # Before anything imports TensorFlow or Flower, so neither logs before the settings apply.
     quiet_environment(verbose=getattr(args, "verbose", False))
     try:

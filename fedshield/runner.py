@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,10 @@ from scenarios.preflight import check_environment
 from scenarios.resources import ray_cpus
 
 if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
+
     from server.app import RunOutcome
+    from server.stopping import StopRequest
 
 STOP_GRACE_S = 8.0
 """After a stop, how long the runner waits for Flower's engine to wind down before it ends Ray."""
@@ -102,19 +106,19 @@ class Interrupted(Exception):
 
 
 @dataclass
-class _Stops:
-    """Why the run was stopped from outside the ServerApp, if it was."""
+class Stops:
+    """Why a session was stopped from outside the ServerApp, if it was."""
 
     signals: list[int] = field(default_factory=list)
     engine_errors: list[BaseException] = field(default_factory=list)
 
 
-def _await_engine(engine: threading.Thread, outcome: RunOutcome) -> None:
+def _await_engine(engine: threading.Thread, stop: StopRequest) -> None:
     """Wait for the engine thread; once a stop is asked, at most ``STOP_GRACE_S`` more.
 
     The main thread waits here in short joins so that signal handlers run promptly.
     """
-    while engine.is_alive() and not outcome.stop.is_set():
+    while engine.is_alive() and not stop.is_set():
         engine.join(0.2)
     engine.join(STOP_GRACE_S)
 
@@ -126,36 +130,61 @@ def run_scenario(
     raises the ServerApp's own error if it failed."""
     check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
     import_apps(verbose)
-    from flwr.simulation import run_simulation
-
-    from clients.app import app as client_app
-    from clients.secagg import app as secagg_client_app
     from server.app import RunOutcome, build_server_app
-
-    # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
-    os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
 
     point = None if resume is None else resume_point(resume, scenario)
     run_dir = new_run_dir(scenario) if resume is None else resume
     atomic_write_json(run_dir / "scenario.json", scenario.model_dump(mode="json"))
     outcome = RunOutcome()
+    stops = run_session(
+        scenario,
+        build_server_app(scenario, run_dir, outcome, point),
+        outcome.stop,
+        server_failed=lambda: outcome.error is not None,
+        verbose=verbose,
+    )
+    return _result(run_dir, outcome, stops)
+
+
+def run_session(
+    scenario: Scenario,
+    server_app: ServerApp,
+    stop: StopRequest,
+    *,
+    server_failed: Callable[[], bool],
+    verbose: bool,
+) -> Stops:
+    """One Flower simulation of ``server_app`` on a private Ray; returns what stopped it.
+
+    ``scenario`` decides what the session's virtual clients are: their number, their resources
+    and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
+    or an engine failure sets ``stop``; ``server_failed()`` says whether the ServerApp recorded
+    its own error (Flower then re-raises it as a bare RuntimeError, not an engine failure).
+    """
+    from flwr.simulation import run_simulation
+
+    from clients.app import app as client_app
+    from clients.secagg import app as secagg_client_app
+
+    # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
+    os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
     if not verbose:
         # fedshield reports failures itself, in one line; Flower would print tracebacks.
         logging.getLogger("flwr").setLevel(logging.CRITICAL)
-    stops = _Stops()
+    stops = Stops()
 
     def on_signal(signum: int) -> None:
         stops.signals.append(signum)
-        outcome.stop.request(f"signal {signal.Signals(signum).name}")
+        stop.request(f"signal {signal.Signals(signum).name}")
 
     def on_engine_failure(err: BaseException) -> None:
         stops.engine_errors.append(err)
-        outcome.stop.request(f"the simulation engine failed: {type(err).__name__}")
+        stop.request(f"the simulation engine failed: {type(err).__name__}")
 
     def simulate() -> None:
         try:
             run_simulation(
-                server_app=build_server_app(scenario, run_dir, outcome, point),
+                server_app=server_app,
                 client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
                 backend_name=register_watched_backend(on_engine_failure),
@@ -163,17 +192,15 @@ def run_scenario(
                 verbose_logging=verbose,
             )
         except Exception as err:
-            # Flower re-raises a ServerApp failure as a bare RuntimeError: the real one is in
-            # outcome.error. Anything else ended the engine itself.
-            if outcome.error is None and not stops.engine_errors:
+            if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
     with private_ray(ray_init_args(scenario, verbose)), stop_on_signals(on_signal):
-        _await_engine(run_in_thread(simulate), outcome)
-    return _result(run_dir, outcome, stops)
+        _await_engine(run_in_thread(simulate), stop)
+    return stops
 
 
-def _result(run_dir: Path, outcome: RunOutcome, stops: _Stops) -> RunResult:
+def _result(run_dir: Path, outcome: RunOutcome, stops: Stops) -> RunResult:
     """The run's result, or the one exception that says why there is none."""
     if stops.signals:
         last = None if outcome.summary is None else outcome.summary.get("last_round")

@@ -30,7 +30,8 @@ def packaged_scenarios() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def _read_toml(source: str | Path) -> dict[str, Any]:
+def read_document(source: str | Path) -> dict[str, Any]:
+    """The parsed TOML of a scenario file, or of the packaged scenario of that name."""
     path = Path(source)
     if not path.exists():
         packaged = resources.files("scenarios") / f"{source}.toml"
@@ -74,19 +75,31 @@ def _parse_value(raw: str) -> Any:
 
 def apply_overrides(document: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``document`` with each ``dotted.key=value`` override set."""
-    result: dict[str, Any] = _deep_copy(document)
+    fields: list[tuple[str, Any]] = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set: got {item!r}; expected dotted.key=value")
-        *parents, leaf = key.strip().split(".")
+        fields.append((key.strip(), _parse_value(raw.strip())))
+    return set_fields(document, fields)
+
+
+def set_fields(document: dict[str, Any], fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Return a copy of ``document`` with each ``(dotted.key, value)`` set, in order.
+
+    ``value`` replaces the field whole (a table replaces a table: ``defense.params = {f = 1}``
+    drops the base's other parameters). Shared by ``--set`` and ``fedshield sweep``.
+    """
+    result: dict[str, Any] = _deep_copy(document)
+    for key, value in fields:
+        *parents, leaf = key.split(".")
         node = result
         for part in parents:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part!r} is a value, not a table")
+                raise ConfigError(f"{key}: {part!r} is a value, not a table")
             node = child
-        node[leaf] = _parse_value(raw.strip())
+        node[leaf] = _deep_copy(value)
     return result
 
 
@@ -121,6 +134,6 @@ def load_scenario(source: str | Path, overrides: Iterable[str] = ()) -> Scenario
     After it returns, everything a run needs has been checked or opened: plug-in names and
     parameters, the dataset's files, the partition, the key files, the output directory, GPUs.
     """
-    scenario = validate_document(apply_overrides(_read_toml(source), overrides))
+    scenario = validate_document(apply_overrides(read_document(source), overrides))
     check_environment(scenario)
     return scenario

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -64,13 +64,15 @@ class RunOutcome:
 
     ``stop`` goes the other way: the runner sets it (a signal, an engine failure) and the
     ServerApp's grid raises :class:`RunInterrupted` at its next send or poll; ``log`` is the
-    run's log, kept so the interrupted summary can still be written.
+    run's log, kept so the interrupted summary can still be written. ``round_lines`` receives
+    the per-round progress lines (None: stdout; a sweep prints one line per cell instead).
     """
 
     summary: dict[str, Any] | None = None
     error: BaseException | None = None
     stop: StopRequest = field(default_factory=StopRequest)
     log: RunLog | None = None
+    round_lines: TextIO | None = None
 
 
 def central_dp(scenario: Scenario) -> bool:
@@ -120,7 +122,7 @@ def serve(
     )
     privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
     robustness = robustness_probe(scenario, evaluator.model, dataset)
-    log = outcome.log = RunLog(run_dir, scenario, malicious)
+    log = outcome.log = RunLog(run_dir, scenario, malicious, stream=outcome.round_lines)
     sink = RoundSink()
     curious = CuriousServer(scenario, dataset, run_dir) if scenario.inversion.enabled else None
     nodes, shard_sizes = discover_partitions(
@@ -242,6 +244,42 @@ def _membership(
     )
 
 
+def serve_cell(
+    grid: Grid,
+    scenario: Scenario,
+    run_dir: Path,
+    outcome: RunOutcome,
+    resume: ResumePoint | None = None,
+) -> None:
+    """:func:`serve` one scenario on ``grid``, its summary or its error kept in ``outcome``.
+
+    Callable several times inside one ServerApp ``main`` (a sweep's warm session): everything a
+    run builds (chain, adversary, guard, evaluator, log) is built here, per call. ``resume``:
+    the checkpoint a resumed run continues from.
+    """
+    try:
+        grid = StoppableGrid(grid, outcome.stop)
+        if scenario.secure_aggregation.enabled:
+            # Flower's legacy workflow (server/secure_aggregation.py says why); it imports
+            # this module, hence the late import. That path writes no resume checkpoint.
+            from server.secure_aggregation import serve_secure
+
+            outcome.summary = serve_secure(grid, scenario, run_dir, outcome)
+        else:
+            outcome.summary = serve(grid, scenario, run_dir, outcome, resume)
+    except RunInterrupted as stopped:
+        # The round in flight is abandoned; the summary covers the rounds already recorded.
+        if outcome.log is not None:
+            outcome.summary = outcome.log.finish({"stopped_by": str(stopped)}, "interrupted")
+    except FedshieldError as err:
+        # A one-line user error: the caller prints it; re-raising would only add the server
+        # thread's traceback on stderr. Returning ends the simulation as a finished run does.
+        outcome.error = err
+    except BaseException as err:  # keep the real error for the caller, then let Flower stop
+        outcome.error = err
+        raise
+
+
 def build_server_app(
     scenario: Scenario, run_dir: Path, outcome: RunOutcome, resume: ResumePoint | None = None
 ) -> ServerApp:
@@ -252,26 +290,6 @@ def build_server_app(
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         del context  # the scenario is the configuration; run_config is not used
-        try:
-            grid = StoppableGrid(grid, outcome.stop)
-            if scenario.secure_aggregation.enabled:
-                # Flower's legacy workflow (server/secure_aggregation.py says why); it imports
-                # this module, hence the late import. That path writes no resume checkpoint.
-                from server.secure_aggregation import serve_secure
-
-                outcome.summary = serve_secure(grid, scenario, run_dir, outcome)
-            else:
-                outcome.summary = serve(grid, scenario, run_dir, outcome, resume)
-        except RunInterrupted as stopped:
-            # The round in flight is abandoned; the summary covers the rounds already recorded.
-            if outcome.log is not None:
-                outcome.summary = outcome.log.finish({"stopped_by": str(stopped)}, "interrupted")
-        except FedshieldError as err:
-            # A one-line user error: the caller prints it; re-raising would only add the server
-            # thread's traceback on stderr. Returning ends the simulation as a finished run does.
-            outcome.error = err
-        except BaseException as err:  # keep the real error for the caller, then let Flower stop
-            outcome.error = err
-            raise
+        serve_cell(grid, scenario, run_dir, outcome, resume)
 
     return app

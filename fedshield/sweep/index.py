@@ -1,0 +1,120 @@
+"""``sweep.json``: the sweep's own index, and what a restart finds already done.
+
+```json
+{"command": "fedshield sweep smoke", "grid": "smoke", "fields": ["defense.aggregator", ...],
+ "cells": [{"id": "...", "dir": "cells/<id>", "coordinates": {...}, "status": "finished",
+            "group": 0}, ...]}
+```
+
+``status`` is ``pending``, ``finished``, ``interrupted``, ``failed`` (with ``error``) or
+``invalid`` (with ``error``; group -1). Each cell's directory holds what a single run writes
+(``scenario.json``, ``metrics.jsonl``, ``summary.json``, ``accuracy.png``). The index is
+rewritten atomically after every cell, so a reader never sees half of it.
+
+A restart trusts a cell's own files, not the index: a cell is done when its ``summary.json``
+says ``finished`` and its ``scenario.json`` is the scenario the grid asks for now. Anything
+else (no directory, an interrupted or failed run, a half-written one) is run again from an
+empty directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+from common.results import atomic_write_json, read_json
+from fedshield.sweep.plan import Plan, PlannedCell
+
+INDEX = "sweep.json"
+CELLS = "cells"
+
+
+@dataclass
+class SweepIndex:
+    """The cells' statuses, written to ``sweep.json`` on every change."""
+
+    sweep_dir: Path
+    command: str
+    grid: str
+    fields: list[str]
+    plan: Plan
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # the ServerApp thread and the main thread both write
+        self.status: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        for item in self.plan.cells:
+            if item.error is not None:
+                self.status[item.cell.id], self.errors[item.cell.id] = "invalid", item.error
+            else:
+                self.status[item.cell.id] = "finished" if self._done(item) else "pending"
+
+    def run_dir(self, item: PlannedCell) -> Path:
+        """Where the cell writes its run's files."""
+        return self.sweep_dir / CELLS / item.cell.id
+
+    def _done(self, item: PlannedCell) -> bool:
+        directory = self.run_dir(item)
+        summary, scenario = directory / "summary.json", directory / "scenario.json"
+        if not summary.is_file() or read_json(summary).get("status") != "finished":
+            return False
+        assert item.scenario is not None  # only valid cells are looked up
+        wanted = item.scenario.model_dump(mode="json")
+        stored = read_json(scenario) if scenario.is_file() else None
+        if stored != wanted:
+            raise ConfigError(
+                f"sweep: {directory} holds a finished run of a different scenario than the grid "
+                "now gives that cell; restore the grid or use another --out"
+            )
+        return True
+
+    def to_run(self) -> list[PlannedCell]:
+        """Valid cells not finished yet, in grid order."""
+        return [c for c in self.plan.cells if self.status[c.cell.id] in _RUNNABLE]
+
+    def count(self, status: str) -> int:
+        """How many cells have ``status``."""
+        return sum(1 for s in self.status.values() if s == status)
+
+    def set(self, item: PlannedCell, status: str, error: str | None = None) -> None:
+        """Record a cell's status (and its error) and rewrite the index."""
+        with self._lock:
+            self.status[item.cell.id] = status
+            if error is None:
+                self.errors.pop(item.cell.id, None)
+            else:
+                self.errors[item.cell.id] = error
+            self.write()
+
+    def write(self) -> None:
+        """Write ``sweep.json`` atomically."""
+        atomic_write_json(self.sweep_dir / INDEX, self.document())
+
+    def document(self) -> dict[str, Any]:
+        """The index as ``sweep.json`` holds it."""
+        cells = []
+        for item in self.plan.cells:
+            entry: dict[str, Any] = {
+                "id": item.cell.id,
+                "dir": f"{CELLS}/{item.cell.id}",
+                "coordinates": item.cell.coordinates,
+                "status": self.status[item.cell.id],
+                "group": item.group,
+            }
+            if item.cell.id in self.errors:
+                entry["error"] = self.errors[item.cell.id]
+            cells.append(entry)
+        return {"command": self.command, "grid": self.grid, "fields": self.fields, "cells": cells}
+
+
+_RUNNABLE = ("pending", "interrupted", "failed")
+
+
+def fresh_run_dir(directory: Path) -> None:
+    """An empty run directory: a half-done or failed attempt leaves nothing behind."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)

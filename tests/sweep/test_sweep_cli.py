@@ -1,0 +1,50 @@
+"""``fedshield sweep`` refuses an invalid grid in one line per bad cell, before Ray starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import run_cli
+
+GRID = """\
+base = "quickstart"
+[overrides]
+"attack.type" = "sign_flip"
+"attack.malicious" = 1
+[sweep]
+"defense.params" = [{num_byzantine = 1}, {num_byzantine = 2}]
+seed = [1]
+[[sweep.cases]]
+"defense.aggregator" = "krum"
+[[sweep.cases]]
+"defense.aggregator" = "bulyan"
+"""
+
+
+def test_invalid_cells_are_listed_with_their_coordinates_and_nothing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID)
+    out = tmp_path / "sweep"
+    code, stdout, stderr = run_cli(capsys, "sweep", str(grid), "--out", str(out))
+    assert code == 2
+    assert stdout == []
+    assert stderr == [
+        "invalid: cell 4/4 (defense.params={num_byzantine=2} seed=1 defense.aggregator=bulyan): "
+        "defense.aggregator: bulyan needs at least 11 updates per round, but clients_per_round "
+        "gives 10",
+        "error: sweep: 1 of 4 cells are invalid (listed above); fix the grid or pass "
+        "--skip-invalid to run the others",
+    ]
+    assert not (out / "sweep.json").exists()
+
+
+def test_a_bad_grid_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text('base = "quickstart"\n[sweep]\n"attack.type" = "none"\n')
+    code, stdout, stderr = run_cli(capsys, "sweep", str(grid))
+    assert (code, stdout) == (2, [])
+    assert stderr == ["error: sweep.'attack.type': got 'none'; expected a non-empty list"]

@@ -1,0 +1,77 @@
+"""Every cell validated before any runs; warm-session groups; the concurrency hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedshield.sweep.grid import load_grid
+from fedshield.sweep.plan import concurrent_groups, plan_grid
+
+GRID = """\
+base = "quickstart"
+[overrides]
+rounds = 1
+"attack.type" = "sign_flip"
+"attack.malicious" = 1
+[sweep]
+"defense.params" = [{num_byzantine = 1}, {num_byzantine = 2}]
+seed = [1, 2]
+[[sweep.cases]]
+"defense.aggregator" = "krum"
+[[sweep.cases]]
+"defense.aggregator" = "bulyan"
+"""
+
+
+def _plan(tmp_path: Path, text: str = GRID):  # type: ignore[no-untyped-def]
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    return plan_grid(load_grid(str(path)), tmp_path / "out")
+
+
+def test_invalid_cells_are_found_before_anything_runs(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    # Bulyan needs n >= 4f+3 updates: 10 sampled clients hold f = 1 (7) but not f = 2 (11);
+    # Krum needs n >= 2f+3 and holds both. Only the bulyan cells with f = 2 are refused.
+    invalid = plan.invalid
+    assert [c.cell.index for c in invalid] == [5, 7]
+    assert all(c.cell.coordinates["defense.aggregator"] == "bulyan" for c in invalid)
+    assert all(c.cell.coordinates["defense.params"] == {"num_byzantine": 2} for c in invalid)
+    assert all(c.error and "needs at least 11 updates" in c.error for c in invalid)
+    label = invalid[0].label(len(plan.cells))
+    assert label == "cell 6/8 (defense.params={num_byzantine=2} seed=1 defense.aggregator=bulyan)"
+    assert all(c.group == -1 for c in invalid)
+    valid = [c for c in plan.cells if c.error is None]
+    assert len(valid) == 6 and all(c.scenario is not None for c in valid)
+    assert all(c.scenario.output == str(tmp_path / "out") for c in valid if c.scenario)
+
+
+def test_cells_needing_the_same_clients_share_one_session(tmp_path: Path) -> None:
+    # Seeds, rules and attacks do not change what the clients are: one session for all.
+    one = GRID.replace("{num_byzantine = 2}", "{num_byzantine = 0}")
+    plan = _plan(tmp_path, one)
+    assert len(plan.groups) == 1 and len(plan.groups[0]) == 8
+    # The number of clients and their resources do.
+    text = one.replace("seed = [1, 2]", 'seed = [1]\n"data.num_clients" = [10, 12]')
+    plan = _plan(tmp_path, text)
+    assert [[c.cell.index for c in g] for g in plan.groups] == [[0, 1, 4, 5], [2, 3, 6, 7]]
+    assert [c.group for c in plan.cells] == [0, 0, 1, 1, 0, 0, 1, 1]
+    text = one.replace("seed = [1, 2]", 'seed = [1]\n"simulation.num_cpus" = [1, 2]')
+    assert len(_plan(tmp_path, text).groups) == 2
+
+
+def test_signed_broadcasts_with_seed_keys_split_sessions_by_seed(tmp_path: Path) -> None:
+    # A client's trust anchor is fixed when its session starts; with seed-derived keys it is
+    # the seed's key, so two seeds cannot share clients (with integrity off they can, above).
+    text = GRID.replace("{num_byzantine = 2}", "{num_byzantine = 0}")
+    text = text.replace("rounds = 1\n", 'rounds = 1\n"integrity.enabled" = true\n')
+    plan = _plan(tmp_path, text)
+    assert [[c.cell.coordinates["seed"] for c in g] for g in plan.groups] == [[1] * 4, [2] * 4]
+
+
+def test_groups_run_one_at_a_time_on_the_private_ray() -> None:
+    assert concurrent_groups(None, 1.0, 5) == 1
+    # On a cluster: as many as hold one actor each, at most the number of groups.
+    assert concurrent_groups(8.0, 2.0, 10) == 4
+    assert concurrent_groups(64.0, 1.0, 3) == 3
+    assert concurrent_groups(1.0, 2.0, 3) == 1
