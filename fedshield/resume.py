@@ -62,7 +62,7 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 def resume_point(run_dir: Path, scenario: Scenario) -> ResumePoint:
     """The checked checkpoint of ``run_dir``; its per-round logs cut back to its round."""
-    from server.app import package_versions
+    from server.run_summary import package_versions
     from server.resume import cut_round_files, load_resume_point
 
     point = load_resume_point(run_dir, scenario, package_versions())

@@ -7,9 +7,8 @@ importable module so nothing from ``__main__`` is pickled into Ray calls.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,20 +20,16 @@ from flwr.serverapp import ServerApp
 from numpy.typing import NDArray
 
 from attacks import attack_plan
-from common.data.datasets import Dataset
-from common.data.partitioners import partition_hash
-from common.data.shards import dataset_of, malicious_clients, partitions_of
+from common.data.shards import dataset_of, malicious_clients
 from common.errors import FedshieldError
 from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_seed
 from server.adversary import Adversary
-from server.distillation import distillation_report
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
 from server.inversion.observer import CuriousServer
-from server.membership_inference import membership_inference
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
 from server.resume import ResumePoint, RunState, start_rounds
@@ -43,19 +38,11 @@ from server.root_reference import RootReference
 from server.round import RoundSink
 from server.round_failures import FailedRounds
 from server.run_log import RunLog
+from server.run_summary import package_versions, run_summary, section_summaries
 from server.stopping import RunInterrupted, StoppableGrid, StopRequest
 from server.strategy import FedshieldStrategy
 from strategies import build_chain
-
-_VERSIONED = (
-    "fedshield",
-    "flwr",
-    "ray",
-    "tensorflow",
-    "tensorflow-privacy",
-    "numpy",
-    "dp-accounting",
-)
+from strategies.base import Rule
 
 
 @dataclass
@@ -80,11 +67,6 @@ def central_dp(scenario: Scenario) -> bool:
     return scenario.dp.enabled and scenario.dp.mode == "central"
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a run's numbers (for ``summary.json``)."""
-    return {name: version(name) for name in _VERSIONED}
-
-
 def initial_weights(
     scenario: Scenario, input_shape: tuple[int, ...], num_classes: int
 ) -> list[NDArray[np.float32]]:
@@ -107,12 +89,7 @@ def serve(
     dataset = dataset_of(scenario)
     malicious = malicious_clients(scenario)
     weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
-    chain = build_chain(
-        scenario.defense.aggregator,
-        scenario.defense.params,
-        [(step.name, step.params) for step in scenario.defense.pre],
-        post=scenario.server_optimizer.stages,
-    )
+    chain = scenario_chain(scenario)
     success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
     evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
     guard = (
@@ -155,16 +132,19 @@ def serve(
     )
     result = start_rounds(runner, grid, weights, evaluate, state, resume)
     final = result.arrays.to_numpy_ndarrays()
-    summary = _summary(scenario, evaluator, sink.ever_accepted, final)
-    if scenario.robustness.distillation.enabled:
-        summary["distillation"] = distillation_report(scenario, dataset, final, sink.ever_accepted)
-    if privacy is not None:
-        summary["privacy"] = privacy.summary()
-    if guard is not None:
-        summary["integrity"] = guard.summary()
-    if curious is not None:
-        summary["inversion"] = curious.summary(final, sink.ever_accepted)
+    summary = run_summary(scenario, evaluator, sink.ever_accepted, final)
+    summary.update(section_summaries(scenario, final, sink, privacy, guard, curious))
     return log.finish(summary)
+
+
+def scenario_chain(scenario: Scenario) -> Rule:
+    """The scenario's aggregation chain: pre-aggregators, the rule, then the server optimiser."""
+    return build_chain(
+        scenario.defense.aggregator,
+        scenario.defense.params,
+        [(step.name, step.params) for step in scenario.defense.pre],
+        post=scenario.server_optimizer.stages,
+    )
 
 
 def round_evaluation(
@@ -206,42 +186,6 @@ def round_evaluation(
         return MetricRecord({k: float(v) for k, v in evaluation.items()})
 
     return evaluate
-
-
-def _summary(
-    scenario: Scenario,
-    evaluator: Evaluator,
-    ever_accepted: Iterable[int],
-    final: list[NDArray[np.float32]],
-) -> dict[str, Any]:
-    """The run-wide figures of ``summary.json`` (membership inference on the final model)."""
-    dataset, parts = evaluator.dataset, partitions_of(scenario)
-    evaluator.model.set_weights(final)
-    members = np.concatenate([parts[p] for p in sorted(ever_accepted)] or [np.arange(0)])
-    return {
-        "package_versions": package_versions(),
-        "num_examples_per_client": [int(len(p)) for p in parts],
-        "partition_hash": partition_hash(list(parts)),
-        "membership_inference": _membership(evaluator, dataset, members, scenario.seed, final),
-    }
-
-
-def _membership(
-    evaluator: Evaluator,
-    dataset: Dataset,
-    members: NDArray[np.int64],
-    seed: int,
-    final: list[NDArray[np.float32]],
-) -> dict[str, Any]:
-    """Loss-threshold membership inference on the final model (skipped when it diverged)."""
-    if not all(np.isfinite(w).all() for w in final):
-        return {"skipped": "the final global model has non-finite weights"}
-    return membership_inference(
-        evaluator.model,
-        (dataset.x_train[members], dataset.y_train[members]),
-        (dataset.x_test, dataset.y_test),
-        seed=derive_seed(seed, "membership"),
-    )
 
 
 def serve_cell(

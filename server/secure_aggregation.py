@@ -40,7 +40,7 @@ from attacks import attack_plan
 from common import protocol as P
 from common.data.shards import dataset_of, malicious_clients
 from common.schema import Scenario
-from server.app import RunOutcome, _summary, initial_weights, round_evaluation
+from server.app import RunOutcome, initial_weights, round_evaluation
 from server.evaluation import Evaluator
 from server.handshake import discover_partitions
 from server.privacy import PrivacyTracker
@@ -48,6 +48,7 @@ from server.robustness import robustness_probe
 from server.round import RoundResult, RoundSink, TrainingRecord, sample_partitions
 from server.round_failures import FailedRounds
 from server.run_log import RunLog
+from server.run_summary import run_summary
 
 Evaluate = Callable[[int, ArrayRecord], MetricRecord]
 
@@ -204,7 +205,7 @@ def serve_secure(
     final = run_secure_aggregation(
         grid, scenario, strategy, max_weight=float(max(shard_sizes.values()))
     )
-    summary = _summary(scenario, evaluator, sink.ever_accepted, final)
+    summary = run_summary(scenario, evaluator, sink.ever_accepted, final)
     summary["secure_aggregation"] = scenario.secure_aggregation.model_dump(mode="json")
     if privacy is not None:
         summary["privacy"] = privacy.summary()
