@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from common.errors import FedshieldError
 from common.schema import Scenario
-from scenarios.loader import _read_toml, apply_overrides, validate_document
+from scenarios.loader import read_document, apply_overrides, validate_document
 from tests.fuzz._fuzz import FUZZ, json_values, paths_of, replaced, toml_document
 
-QUICKSTART = _read_toml("quickstart")
+QUICKSTART = read_document("quickstart")
 PATHS = paths_of(QUICKSTART) + [("attack", "params", "target"), ("defense", "params", "f")]
 
 
@@ -86,7 +86,7 @@ def test_generated_toml_documents_through_the_file_reader(
     path.write_text(toml_document(table), encoding="utf-8")
     assert isinstance(tomllib.loads(path.read_text(encoding="utf-8")), dict)  # valid TOML
     try:
-        outcome(_read_toml(str(path)))
+        outcome(read_document(str(path)))
     except FedshieldError as err:
         assert "\n" not in str(err)
 
@@ -99,6 +99,6 @@ def test_any_bytes_as_a_scenario_file(
     path: Path = tmp_path_factory.mktemp("bytes") / "scenario.toml"
     path.write_bytes(data)
     try:
-        outcome(_read_toml(str(path)))
+        outcome(read_document(str(path)))
     except FedshieldError as err:
         assert "\n" not in str(err)
