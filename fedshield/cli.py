@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a scenario end to end")
     scenario_args(run)
     run.add_argument("--verbose", action="store_true", help="show Flower, Ray and TF logs")
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        help="attach to the running Ray cluster at this address (default: $RAY_ADDRESS; "
+        "without either, a private local Ray); see docs/scaling.md",
+    )
     validate = commands.add_parser("validate", help="validate a scenario without running it")
     scenario_args(validate)
     listing = commands.add_parser("list", help="list registered plug-ins and packaged scenarios")
@@ -85,12 +91,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from fedshield.ray_cluster import cluster_address
     from fedshield.runner import Interrupted, run_scenario
     from scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     try:
-        result = run_scenario(scenario, verbose=args.verbose)
+        result = run_scenario(
+            scenario, verbose=args.verbose, ray_address=cluster_address(args.ray_address)
+        )
     except Interrupted as stopped:  # Ctrl-C or SIGTERM: one line, the shell's exit code
         print(stopped, file=sys.stderr)
         return stopped.exit_code

@@ -16,13 +16,14 @@ from common.errors import ConfigError, FedshieldError
 from common.schema import Scenario
 
 
-def check_environment(scenario: Scenario) -> None:
+def check_environment(scenario: Scenario, *, local_gpus: bool = True) -> None:
     """Every host resource the scenario needs: a writable output directory, every key file
-    when ``integrity.keys_dir`` is set, and a GPU when ``simulation.num_gpus > 0``."""
+    when ``integrity.keys_dir`` is set, and a GPU when ``simulation.num_gpus > 0`` and the
+    clients run on this host (``local_gpus``; a Ray cluster's GPUs are on its nodes)."""
     check_output(scenario.output)
     if scenario.integrity.enabled and scenario.integrity.keys_dir is not None:
         check_keys(scenario)
-    if scenario.simulation.num_gpus > 0:
+    if local_gpus and scenario.simulation.num_gpus > 0:
         check_gpus(scenario.simulation.num_gpus)
 
 
