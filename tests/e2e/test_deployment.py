@@ -133,6 +133,9 @@ def federation(tmp_path: Path) -> Iterator[tuple[Federation, Path, list[Path]]]:
         "FLWR_TELEMETRY_ENABLED": "0",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        # The SuperLink and SuperNodes start flower-superexec, flwr-serverapp, flwr-clientapp
+        # by name: the environment's scripts must be on the path.
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("PYTHONPATH", None)
     env.pop("FEDSHIELD_CLIENT_TRUST", None)
