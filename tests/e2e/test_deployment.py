@@ -184,9 +184,12 @@ def test_two_signed_rounds_through_flwr_run_and_the_ledger_verifies(
     # Both nodes' signed updates passed the gate in both rounds.
     assert [m["num_accepted"] for m in metrics[1:]] == [2, 2]
 
+    # The ledger holds the initial model (round 0) and both rounds; the head is checked against
+    # the server's public key pinned from its own directory.
     verify = [sys.executable, "-m", "fedshield.cli", "verify", str(run_dir)]
+    verify += ["--server-key", str(server_keys / "server_0000.pub")]
     verified = subprocess.run(
         verify, env={**fed.env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.startswith("ok: 2 rounds, head ")
+    assert verified.stdout.startswith("ok: 3 rounds, head ")
