@@ -15,6 +15,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
+from clients.deployment import local_scenario, node_trust
 from clients.faults import draw_fault, expired, inject_fault
 from clients.poisoning import active_plan, poisoned_update, training_shard
 from common import protocol as P
@@ -34,10 +35,10 @@ def _scenario(scenario_json: str) -> Scenario:
     return Scenario.model_validate_json(scenario_json)
 
 
-def _scenario_of(message: Message) -> Scenario:
+def _scenario_of(message: Message, context: Context) -> Scenario:
     scenario = _scenario(str(message.content.config_records[P.CONFIG][P.SCENARIO]))
     configure_tensorflow(int(scenario.simulation.num_cpus))
-    return scenario
+    return local_scenario(scenario, context.node_config)
 
 
 def _refuse(message: Message, partition_id: int, reason: str) -> Message:
@@ -47,16 +48,17 @@ def _refuse(message: Message, partition_id: int, reason: str) -> Message:
     return Message(content=content, reply_to=message)
 
 
-def _trust(message: Message) -> ClientTrust:
-    """The client's own trust anchor (set by the runner, or by a deployed SuperNode).
+def _trust(message: Message, context: Context) -> ClientTrust:
+    """The client's own trust anchor: a deployed SuperNode's ``keys-dir``, else the one the
+    runner (or a SuperNode's own environment) sets in ``FEDSHIELD_CLIENT_TRUST``.
 
-    Only a client used outside a run (no ``FEDSHIELD_CLIENT_TRUST``) falls back on the
-    message's own scenario, which a network attacker could edit to switch the check off.
+    Only a client used outside a run (neither) falls back on the message's own scenario,
+    which a network attacker could edit to switch the check off.
     """
-    trust = ClientTrust.from_environment()
+    trust = node_trust(context.node_config) or ClientTrust.from_environment()
     if trust is not None:
         return trust
-    scenario = _scenario_of(message)
+    scenario = _scenario_of(message, context)
     return ClientTrust.of(scenario.integrity, scenario.seed)
 
 
@@ -113,10 +115,10 @@ def train(message: Message, context: Context) -> Message:
         return _refuse(message, partition_id, "expired")
     base = message.content.array_records[P.ARRAYS].to_numpy_ndarrays()
     # Verified before anything in the message is obeyed (the scenario is parsed only after).
-    trust = _trust(message)
+    trust = _trust(message, context)
     if trust.signed and not _broadcast_is_authentic(trust, context.node_id, base, config):
         return _refuse(message, partition_id, "unauthentic_broadcast")
-    scenario = _scenario_of(message)
+    scenario = _scenario_of(message, context)
     server_round = int(P.number(config, P.SERVER_ROUND))
     faults = scenario.simulation.faults
     inject_fault(faults, draw_fault(faults, scenario.seed, server_round, partition_id), message)
@@ -138,7 +140,12 @@ def train(message: Message, context: Context) -> Message:
         local_steps=outcome.local_steps,
         sampling_rate=outcome.sampling_rate,
         train_seconds=train_seconds,
-        key=client_key(integrity, run_seed=scenario.seed, partition_id=partition_id)
+        # The key the client's own trust names (a SuperNode's keys-dir), never the message's.
+        key=client_key(
+            integrity.model_copy(update={"keys_dir": trust.keys_dir}),
+            run_seed=scenario.seed,
+            partition_id=partition_id,
+        )
         if integrity.enabled
         else None,
         node_id=context.node_id,
@@ -151,7 +158,7 @@ def train(message: Message, context: Context) -> Message:
 @app.query()
 def query(message: Message, context: Context) -> Message:
     """Handshake: tell the server this node's partition id and shard size."""
-    scenario = _scenario_of(message)
+    scenario = _scenario_of(message, context)
     partition_id = int(context.node_config["partition-id"])
     size = len(partitions_of(scenario)[partition_id])
     metrics = MetricRecord({P.PARTITION_ID: partition_id, P.NUM_EXAMPLES: size})

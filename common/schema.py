@@ -197,6 +197,7 @@ class SimulationSpec(_Section):
 
     num_cpus: float = Field(2.0, gt=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    memory_mb: int = Field(0, ge=0, description="memory Ray reserves per client actor; 0: none")
     round_timeout: float = Field(600.0, gt=0.0, description="seconds to wait for replies")
     handshake_timeout: float = Field(
         120.0, gt=0.0, description="seconds to wait for every node at the round-0 handshake"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import suppress
 
 _configured = False
 
@@ -25,13 +26,18 @@ def quiet_environment(verbose: bool) -> None:
         # lines; the variable also reaches Ray's worker processes.
         os.environ["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-    # Only CPUs are sized here; a GPU client sets num_gpus and TF sees its device via Ray.
+    # Several client actors may share a GPU (num_gpus < 1); see configure_tensorflow.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 
 def configure_tensorflow(num_threads: int) -> None:
-    """Size TF's thread pools to the client's CPUs and make its kernels deterministic.
+    """Size TF's thread pools to the client's CPUs, let GPU memory grow, and make its kernels
+    deterministic.
 
+    Memory growth: by default TF maps almost all of a GPU's memory on its first op, so a second
+    client actor given a fraction of the same GPU (``simulation.num_gpus < 1``) fails to
+    allocate; with growth each takes what it uses. (Flower 1.23's ``actor.tensorflow`` switch
+    that should do this is dead code: ``RayBackend`` reads it from an empty dict.)
     Must run before the process's first TF op; later calls are no-ops (TF refuses to resize).
     """
     global _configured
@@ -46,6 +52,20 @@ def configure_tensorflow(num_threads: int) -> None:
     except RuntimeError:
         # The runtime was already initialised (e.g. in a test process): keep TF's sizing.
         pass
+    grow_gpu_memory()
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")
     _configured = True
+
+
+def grow_gpu_memory() -> list[str]:
+    """Turn on memory growth for every GPU TF sees; returns their names (none on a CPU host)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # RuntimeError: already initialised; TF_FORCE_GPU_ALLOW_GROWTH (set by
+        # quiet_environment, also in the workers' runtime env) applied the same setting then.
+        with suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return [gpu.name for gpu in gpus]

@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last complete round"
     )
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        help="attach to the running Ray cluster at this address (default: $RAY_ADDRESS; "
+        "without either, a private local Ray); see docs/scaling.md",
+    )
     _sweep_command(commands)
     validate = commands.add_parser("validate", help="validate a scenario without running it")
     scenario_args(validate)
@@ -116,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from fedshield.ray_cluster import cluster_address
     from fedshield.resume import resumed_scenario
     from fedshield.runner import Interrupted, run_scenario
     from scenarios.loader import load_scenario
@@ -128,7 +135,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario, args.overrides)
     resume = None if args.resume is None else Path(args.resume)
     try:
-        result = run_scenario(scenario, verbose=args.verbose, resume=resume)
+        result = run_scenario(
+            scenario,
+            verbose=args.verbose,
+            resume=resume,
+            ray_address=cluster_address(args.ray_address),
+        )
     except Interrupted as stopped:  # Ctrl-C or SIGTERM: one line, the shell's exit code
         print(stopped, file=sys.stderr)
         return stopped.exit_code

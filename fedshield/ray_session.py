@@ -78,6 +78,12 @@ def _start_watchdog(temp_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message ("" when it has none), for a one-line report."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
 @contextmanager
 def private_ray(init_args: dict[str, Any]) -> Iterator[Path]:
     """A new local Ray instance for the ``with`` block; yields its private temporary directory.
@@ -99,9 +105,8 @@ def private_ray(init_args: dict[str, Any]) -> Iterator[Path]:
                 **init_args,
             )
         except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise FedshieldError(
-                f"could not start a local Ray instance: {type(err).__name__}: {reason}"
+                f"could not start a local Ray instance: {type(err).__name__}: {first_line(err)}"
             ) from err
         yield temp_dir
     finally:

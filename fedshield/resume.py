@@ -62,8 +62,8 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 def resume_point(run_dir: Path, scenario: Scenario) -> ResumePoint:
     """The checked checkpoint of ``run_dir``; its per-round logs cut back to its round."""
-    from server.run_summary import package_versions
     from server.resume import cut_round_files, load_resume_point
+    from server.run_summary import package_versions
 
     point = load_resume_point(run_dir, scenario, package_versions())
     cut_round_files(run_dir, point.server_round)

@@ -17,8 +17,9 @@ from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
 from common.tf_runtime import quiet_environment
+from fedshield.ray_cluster import client_resources, ray_for_run
 from fedshield.ray_session import (
-    private_ray,
+    first_line,
     register_watched_backend,
     run_in_thread,
     stop_on_signals,
@@ -70,8 +71,7 @@ def ray_init_args(scenario: Scenario, verbose: bool) -> dict[str, Any]:
 
 def backend_config(scenario: Scenario) -> dict[str, Any]:
     """Flower's Ray backend settings: per-client resources from the scenario."""
-    sim = scenario.simulation
-    return {"client_resources": {"num_cpus": sim.num_cpus, "num_gpus": sim.num_gpus}}
+    return {"client_resources": client_resources(scenario.simulation)}
 
 
 def import_apps(verbose: bool) -> None:
@@ -124,11 +124,21 @@ def _await_engine(engine: threading.Thread, stop: StopRequest) -> None:
 
 
 def run_scenario(
-    scenario: Scenario, *, verbose: bool = False, resume: Path | None = None
+    scenario: Scenario,
+    *,
+    verbose: bool = False,
+    resume: Path | None = None,
+    ray_address: str | None = None,
 ) -> RunResult:
     """Run ``scenario`` end to end, or continue the run in ``resume`` from its last round;
-    raises the ServerApp's own error if it failed."""
-    check_environment(scenario)  # output, key files, GPUs: fail in one line, before Ray starts
+    raises the ServerApp's own error if it failed.
+
+    ``ray_address``: a running Ray cluster to attach to (:mod:`fedshield.ray_cluster`);
+    None starts a private local Ray.
+    """
+    # Output, key files, GPUs: fail in one line, before Ray starts (a cluster's GPUs are on its
+    # nodes, not necessarily on this host).
+    check_environment(scenario, local_gpus=ray_address is None)
     import_apps(verbose)
     from server.app import RunOutcome, build_server_app
 
@@ -142,6 +152,7 @@ def run_scenario(
         outcome.stop,
         server_failed=lambda: outcome.error is not None,
         verbose=verbose,
+        ray_address=ray_address,
     )
     return _result(run_dir, outcome, stops)
 
@@ -153,8 +164,10 @@ def run_session(
     *,
     server_failed: Callable[[], bool],
     verbose: bool,
+    ray_address: str | None = None,
 ) -> Stops:
-    """One Flower simulation of ``server_app`` on a private Ray; returns what stopped it.
+    """One Flower simulation of ``server_app`` on a private Ray (or the cluster at
+    ``ray_address``); returns what stopped it.
 
     ``scenario`` decides what the session's virtual clients are: their number, their resources
     and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
@@ -195,7 +208,10 @@ def run_session(
             if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
-    with private_ray(ray_init_args(scenario, verbose)), stop_on_signals(on_signal):
+    with (
+        ray_for_run(scenario, ray_address, ray_init_args(scenario, verbose), verbose=verbose),
+        stop_on_signals(on_signal),
+    ):
         _await_engine(run_in_thread(simulate), stop)
     return stops
 
@@ -208,14 +224,14 @@ def _result(run_dir: Path, outcome: RunOutcome, stops: Stops) -> RunResult:
     if stops.engine_errors:
         err = stops.engine_errors[0]
         raise FedshieldError(
-            f"the simulation engine failed: {type(err).__name__}: {_first_line(err)} "
+            f"the simulation engine failed: {type(err).__name__}: {first_line(err)} "
             f"(files in {run_dir})"
         ) from err
     if outcome.error is not None:
         if isinstance(outcome.error, FedshieldError):
             raise outcome.error
         raise FedshieldError(
-            f"the run failed: {type(outcome.error).__name__}: {_first_line(outcome.error)} "
+            f"the run failed: {type(outcome.error).__name__}: {first_line(outcome.error)} "
             f"(files in {run_dir})"
         ) from outcome.error
     if outcome.summary is None:
@@ -223,8 +239,3 @@ def _result(run_dir: Path, outcome: RunOutcome, stops: Stops) -> RunResult:
             f"the simulation stopped before finishing; rerun with --verbose (files in {run_dir})"
         )
     return RunResult(run_dir, outcome.summary)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ""

@@ -17,16 +17,18 @@ from common.schema import Scenario
 from scenarios.resources import check_memory
 
 
-def check_environment(scenario: Scenario) -> None:
+def check_environment(scenario: Scenario, *, local_gpus: bool = True) -> None:
     """Every host resource the scenario needs: a writable output directory, every key file
-    when ``integrity.keys_dir`` is set, a GPU when ``simulation.num_gpus > 0``, and the memory
-    the concurrent client actors need (:mod:`scenarios.resources`)."""
+    when ``integrity.keys_dir`` is set, a GPU when ``simulation.num_gpus > 0`` and the clients
+    run on this host (``local_gpus``; a Ray cluster's GPUs are on its nodes), and, on this host
+    too, the memory the concurrent client actors need (:mod:`scenarios.resources`)."""
     check_output(scenario.output)
     if scenario.integrity.enabled and scenario.integrity.keys_dir is not None:
         check_keys(scenario)
-    if scenario.simulation.num_gpus > 0:
+    if local_gpus and scenario.simulation.num_gpus > 0:
         check_gpus(scenario.simulation.num_gpus)
-    check_memory(scenario)
+    if local_gpus:  # a cluster's actors live in its nodes' memory, not this host's
+        check_memory(scenario)
 
 
 def check_output(output: str) -> None:

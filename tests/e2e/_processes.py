@@ -23,7 +23,7 @@ TINY_RUN = [
 
 
 def start_run(
-    output: Path, *overrides: str, env: dict[str, str] | None = None
+    output: Path, *overrides: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
     """``fedshield run quickstart`` with the tiny settings, stdout and stderr piped.
 
@@ -39,6 +39,7 @@ def start_run(
         stderr=subprocess.PIPE,
         text=True,
         env=environment,
+        cwd=cwd,
         start_new_session=True,
     )
 

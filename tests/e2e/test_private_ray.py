@@ -1,8 +1,12 @@
-"""Without an address, a run starts its own Ray and never joins a cluster already running.
+"""A run attaches to a Ray cluster only when given its address, and then runs on it.
 
-The adversary: a Ray head someone started on the same machine (``ray start --head``). A bare
-``ray.init()`` finds it through the session file it leaves in Ray's temporary directory, and
-Flower's ``num_cpus`` is then refused inside Flower's engine, which hung the run.
+The adversary of the second test: a Ray head someone started on the same machine (``ray start
+--head``). A bare ``ray.init()`` finds it through the session file it leaves in Ray's temporary
+directory, and Flower's ``num_cpus`` is then refused inside Flower's engine, which hung the run.
+
+The head is started without this repository on its path and in another directory, as a node
+of a real cluster would be: the attached run's workers can import fedshield only from the
+runtime environment the driver ships.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fedshield.ray_session import kill_session
-from tests.e2e._processes import REPO, start_run
+from tests.e2e._processes import start_run
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +57,7 @@ def _probe(env: dict[str, str], *address: str) -> dict[str, object]:
     return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
     """A Ray head on loopback, in its own temporary directory; always stopped, even on failure.
 
@@ -62,15 +66,17 @@ def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
     end every Ray process of the user on the machine.
     """
     temp = Path(tempfile.mkdtemp(prefix="fsh-", dir="/tmp"))  # short: Ray's socket paths
-    env = {**os.environ, "RAY_TMPDIR": str(temp), "TMPDIR": str(temp), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RAY_TMPDIR": str(temp), "TMPDIR": str(temp)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("PYTHONPATH", None)
     address = f"127.0.0.1:{_free_port()}"
     try:
         subprocess.run(
             [RAY, "start", "--head", f"--port={address.split(':')[1]}"]
-            + ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false"]
+            + ["--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"]
             + ["--disable-usage-stats"],
             env=env,
+            cwd=temp,
             capture_output=True,
             timeout=120,
             check=True,
@@ -103,3 +109,34 @@ def test_a_run_without_an_address_does_not_join_a_running_head(
     ]
     # The head never saw the run's driver.
     assert run.pid not in _probe(env, address)["drivers"]  # type: ignore[operator]
+
+
+def test_a_run_with_an_address_runs_its_clients_on_that_head(
+    tmp_path: Path, ray_head: tuple[str, dict[str, str]]
+) -> None:
+    address, env = ray_head
+    temp = env["RAY_TMPDIR"]
+
+    # Ray puts the driver's working directory on the workers' path (it assumes every node has
+    # the same directories): run from elsewhere, as on a node without this checkout.
+    output, cwd = tmp_path / "runs", tmp_path / "elsewhere"
+    cwd.mkdir()
+    run = start_run(output, "--set", "rounds=2", "--ray-address", address, env=env, cwd=cwd)
+    out, err = run.communicate(timeout=300)
+
+    assert run.returncode == 0, err
+    check, *rounds = out.splitlines()
+    # The start-up check ran on the head's worker, with fedshield from the shipped packages.
+    assert check.startswith(f"cluster {address}: a worker on ")
+    shipped = Path(check.split(" imports fedshield from ", 1)[1].split(" and reads ", 1)[0])
+    assert shipped.is_relative_to(temp) and "runtime_resources" in shipped.parts
+    assert check.endswith("and reads digits (1437 training examples)")
+    assert [line.split()[1] for line in rounds if line.startswith("round")] == ["0/2", "1/2", "2/2"]
+    (run_dir,) = output.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["last_round"]) == ("finished", 2)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["round"] for m in metrics] == [0, 1, 2]
+    assert metrics[-1]["accuracy"] > metrics[0]["accuracy"] + 0.3
+    # The head's job table holds the run's driver: it ran there, not on a private Ray.
+    assert run.pid in _probe(env, address)["drivers"]  # type: ignore[operator]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from common.errors import FedshieldError
 from common.schema import Scenario
-from scenarios.loader import read_document, apply_overrides, validate_document
+from scenarios.loader import apply_overrides, read_document, validate_document
 from tests.fuzz._fuzz import FUZZ, json_values, paths_of, replaced, toml_document
 
 QUICKSTART = read_document("quickstart")
