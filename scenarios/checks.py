@@ -70,18 +70,23 @@ def check_plugins(scenario: Scenario) -> None:
         )
     _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
     if scenario.dp.enabled:
-        scenario.dp.microbatch_size(scenario.train.batch_size)
-    if scenario.dp.enabled and scenario.dp.mode == "central":
+        _check_dp(scenario)
+    check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
+    check_data(scenario)
+    check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
+
+
+def _check_dp(scenario: Scenario) -> None:
+    """DP's microbatches, central DP's conditions, and FedProx left out of DP-SGD."""
+    scenario.dp.microbatch_size(scenario.train.batch_size)
+    if scenario.dp.mode == "central":
         _check_central_dp(scenario)
-    if scenario.dp.enabled and scenario.dp.mode == "local" and scenario.train.proximal_mu > 0:
+    if scenario.dp.mode == "local" and scenario.train.proximal_mu > 0:
         raise ConfigError(
             f"train.proximal_mu: got {scenario.train.proximal_mu}; FedProx's term is not part of "
             "the DP-SGD model (per-example clipping covers the data loss only): use 0 with "
             "dp.mode = 'local'"
         )
-    check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
-    check_data(scenario)
-    check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
 
 
 def _names_declaring(flag: str) -> str:

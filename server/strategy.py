@@ -167,19 +167,8 @@ class FedshieldStrategy(FedAvg):
                 else None
             )
         updates = RoundUpdates.stack(decoded.replies, self._global)
-        view = ChainView(
-            self.chain,
-            self.chain_state,
-            rng,
-            reference,
-            partial(self._shuffle, server_round),
-            client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
-        )
         with clock.step("attack"):
-            updates, attack = self.adversary.collude(
-                server_round, updates, self._global, aggregator=view
-            )
-            updates = self.adversary.uplink(server_round, updates)
+            updates, attack = self._attack(server_round, updates, rng, reference)
         if self.observer is not None:  # what arrived, before the gate (server.inversion)
             self.observer(server_round, updates.replies, self._global)
         with clock.step("integrity"):
@@ -215,6 +204,28 @@ class FedshieldStrategy(FedAvg):
         )
         self.sink.put(result)
         return ArrayRecord(new_global), MetricRecord({"train-loss": result.train_loss})
+
+    def _attack(
+        self,
+        server_round: int,
+        updates: RoundUpdates,
+        rng: np.random.Generator,
+        reference: NDArray[np.float32] | None,
+    ) -> tuple[RoundUpdates, Mapping[str, float]]:
+        """The simulated adversary's turn: collusion (against the deployed chain as it stands
+        this round, :class:`~server.round.ChainView`), then the wire; with its diagnostics."""
+        view = ChainView(
+            self.chain,
+            self.chain_state,
+            rng,
+            reference,
+            partial(self._shuffle, server_round),
+            client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
+        )
+        updates, attack = self.adversary.collude(
+            server_round, updates, self._global, aggregator=view
+        )
+        return self.adversary.uplink(server_round, updates), attack
 
     def _screen(
         self, server_round: int, updates: RoundUpdates, decoded: DecodedReplies
