@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         ],
     )
     add_integrity_commands(commands)
+    _results_commands(commands)
+    return parser
+
+
+def _results_commands(commands: Any) -> None:
+    """``report`` (tables and figures from stored runs) and ``data fetch``."""
     report = commands.add_parser(
         "report", help="tables, figures and report.md from stored runs (a sweep or single runs)"
     )
@@ -91,7 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", help="mnist, fashion_mnist or cifar10")
     fetch.add_argument("--data-dir", help="directory to fill (default: Keras's cache)")
     fetch.add_argument("--mirror", help="base URL or local directory holding the files")
-    return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
