@@ -5,6 +5,8 @@ Figures, each read from what the run stored (nothing is recomputed from weights)
 * ``final_accuracy``: clean test accuracy after the last round; ``best_accuracy`` the highest
   after any trained round (round 0, the initial model, only when nothing was trained);
 * ``attack_success_rate``: after the last round, when the attack defines a success set;
+* ``robust_accuracy_fgsm`` / ``robust_accuracy_pgd``: the last round's robust accuracy, when
+  ``[robustness]`` attacks the global model (``server/robustness.py``);
 * ``epsilon``: the headline epsilon after the last round (``epsilon_max``), when DP is on;
 * ``detection_precision`` / ``detection_recall``: the integrity gate's, when integrity is on
   (``server/integrity/detection.py``);
@@ -36,6 +38,8 @@ FIGURES = (
     "final_accuracy",
     "best_accuracy",
     "attack_success_rate",
+    "robust_accuracy_fgsm",
+    "robust_accuracy_pgd",
     "epsilon",
     "detection_precision",
     "detection_recall",
@@ -96,6 +100,8 @@ def _figures(run: Run) -> dict[str, float | None]:
         "final_accuracy": _finite(last["accuracy"]),
         "best_accuracy": max(float(r["accuracy"]) for r in trained),
         "attack_success_rate": _finite(last.get("attack_success_rate")),
+        "robust_accuracy_fgsm": _finite(summary.get("final_robust_accuracy_fgsm")),
+        "robust_accuracy_pgd": _finite(summary.get("final_robust_accuracy_pgd")),
         "epsilon": _finite(last.get("epsilon_max")) if scenario.dp.enabled else None,
         "detection_precision": _finite(detection.get("precision"))
         if scenario.integrity.enabled

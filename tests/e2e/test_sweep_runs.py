@@ -137,7 +137,9 @@ def test_a_sweep_stopped_by_ctrl_c_resumes_where_it_stopped(tmp_path: Path) -> N
 
 
 def _without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in ("seconds", "wall_seconds")} for r in rows]
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "wall_seconds", "time")} for r in rows
+    ]
 
 
 def test_two_cells_in_one_session_equal_two_separate_sessions(

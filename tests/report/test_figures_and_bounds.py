@@ -93,3 +93,19 @@ def test_epsilon_and_detection_columns_come_with_dp_and_integrity(tmp_path: Path
     # dp.enabled and integrity.enabled differ between the two runs: swept fields, so columns.
     row = "| median | alie | 0.1 | true | true | 1 | 0.7600 | 0.7600 | 0.3000 | 1.500 | 0.750 |"
     assert row in report
+
+
+def test_robust_accuracy_columns_come_from_the_summary(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "a", "median", "alie", 0.1, 1)
+    summary = read_json(run / "summary.json")
+    robust = {"final_robust_accuracy_fgsm": 0.61, "final_robust_accuracy_pgd": 0.59}
+    atomic_write_json(run / "summary.json", {**summary, **robust})
+    write_run(tmp_path / "b", "krum", "alie", 0.1, 1)  # no [robustness]: empty cells
+    build_report(tmp_path)
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert (float(rows[0]["robust_accuracy_fgsm"]), float(rows[0]["robust_accuracy_pgd"])) == (
+        0.61,
+        0.59,
+    )
+    assert rows[1]["robust_accuracy_fgsm"] == rows[1]["robust_accuracy_pgd"] == ""
