@@ -11,8 +11,10 @@ runtime environment the driver ships.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,6 +59,21 @@ def _probe(env: dict[str, str], *address: str) -> dict[str, object]:
     return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
+def _kill_client_server(port: str) -> None:
+    """``ray start --head`` also starts a Ray Client server whose command line names the head's
+    port but not its directory: end it too, or it outlives the test with parent 1."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            line = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if b"ray.util.client.server" in line and f":{port}\0".encode() in line:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
     """A Ray head on loopback, in its own temporary directory; always stopped, even on failure.
@@ -84,6 +101,7 @@ def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
         yield address, env
     finally:
         kill_session(temp)
+        _kill_client_server(address.split(":")[1])
 
 
 def test_a_run_without_an_address_does_not_join_a_running_head(
