@@ -20,6 +20,7 @@ from flwr.serverapp import ServerApp
 from numpy.typing import NDArray
 
 from attacks import attack_plan
+from common.data.datasets import Dataset
 from common.data.shards import dataset_of, malicious_clients
 from common.errors import FedshieldError
 from common.learning.models import build_model
@@ -78,6 +79,41 @@ def initial_weights(
     ]
 
 
+@dataclass(frozen=True)
+class RunParts:
+    """What every run of a scenario builds, whichever aggregation path serves it."""
+
+    dataset: Dataset
+    malicious: frozenset[int]
+    weights: list[NDArray[np.float32]]
+    evaluator: Evaluator
+    privacy: PrivacyTracker | None
+    robustness: RobustnessProbe | None
+    log: RunLog
+    sink: RoundSink
+
+
+def run_parts(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> RunParts:
+    """The data, the initial weights, the evaluator, the accountant, the log and the sink."""
+    dataset = dataset_of(scenario)
+    malicious = malicious_clients(scenario)
+    # Drawn before anything else builds a model, as runs always have (it seeds TF's generator).
+    weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
+    success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
+    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
+    outcome.log = RunLog(run_dir, scenario, malicious, stream=outcome.round_lines)
+    return RunParts(
+        dataset=dataset,
+        malicious=malicious,
+        weights=weights,
+        evaluator=evaluator,
+        privacy=PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None,
+        robustness=robustness_probe(scenario, evaluator.model, dataset),
+        log=outcome.log,
+        sink=RoundSink(),
+    )
+
+
 def serve(
     grid: Grid,
     scenario: Scenario,
@@ -86,21 +122,20 @@ def serve(
     resume: ResumePoint | None = None,
 ) -> dict[str, Any]:
     """Run the whole federation (or its rounds after ``resume``); returns the summary."""
-    dataset = dataset_of(scenario)
-    malicious = malicious_clients(scenario)
-    weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
+    parts = run_parts(scenario, run_dir, outcome)
+    dataset, malicious, evaluator, sink = (
+        parts.dataset,
+        parts.malicious,
+        parts.evaluator,
+        parts.sink,
+    )
+    weights, privacy, log = parts.weights, parts.privacy, parts.log
     chain = scenario_chain(scenario)
-    success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
-    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
     guard = (
         IntegrityGuard(scenario, run_dir, malicious=malicious, evaluator=evaluator)
         if scenario.integrity.enabled
         else None
     )
-    privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
-    robustness = robustness_probe(scenario, evaluator.model, dataset)
-    log = outcome.log = RunLog(run_dir, scenario, malicious, stream=outcome.round_lines)
-    sink = RoundSink()
     curious = CuriousServer(scenario, dataset, run_dir) if scenario.inversion.enabled else None
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
@@ -128,7 +163,7 @@ def serve(
     failed = FailedRounds(scenario.simulation.max_failed_rounds)
     state = RunState(run_dir, strategy, sink, failed, guard, privacy, package_versions())
     evaluate = round_evaluation(
-        evaluator, sink, log, privacy, guard, failed, state.save, robustness
+        evaluator, sink, log, privacy, guard, failed, state.save, parts.robustness
     )
     result = start_rounds(runner, grid, weights, evaluate, state, resume)
     final = result.arrays.to_numpy_ndarrays()

@@ -36,18 +36,12 @@ from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from numpy.typing import NDArray
 
-from attacks import attack_plan
 from common import protocol as P
-from common.data.shards import dataset_of, malicious_clients
 from common.schema import Scenario
-from server.app import RunOutcome, initial_weights, round_evaluation
-from server.evaluation import Evaluator
+from server.app import RunOutcome, round_evaluation, run_parts
 from server.handshake import discover_partitions
-from server.privacy import PrivacyTracker
-from server.robustness import robustness_probe
 from server.round import RoundResult, RoundSink, TrainingRecord, sample_partitions
 from server.round_failures import FailedRounds
-from server.run_log import RunLog
 from server.run_summary import run_summary
 
 Evaluate = Callable[[int, ArrayRecord], MetricRecord]
@@ -180,28 +174,22 @@ def serve_secure(
     grid: Grid, scenario: Scenario, run_dir: Path, outcome: RunOutcome
 ) -> dict[str, Any]:
     """:func:`server.app.serve` for a SecAgg+ run: same evaluation, log, accounting, summary."""
-    dataset = dataset_of(scenario)
-    malicious = malicious_clients(scenario)
-    weights = initial_weights(scenario, dataset.input_shape, dataset.num_classes)
-    success_set = attack_plan(scenario.attack).success_set(dataset.x_test, dataset.y_test)
-    evaluator = Evaluator(model_name=scenario.model.name, dataset=dataset, success_set=success_set)
-    privacy = PrivacyTracker(scenario, malicious=malicious) if scenario.dp.enabled else None
-    log = outcome.log = RunLog(run_dir, scenario, malicious)
-    sink = RoundSink()
+    parts = run_parts(scenario, run_dir, outcome)
+    evaluator, sink, privacy, weights = parts.evaluator, parts.sink, parts.privacy, parts.weights
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
     evaluate = round_evaluation(
         evaluator,
         sink,
-        log,
+        parts.log,
         privacy,
         None,
         FailedRounds(scenario.simulation.max_failed_rounds),
         _no_checkpoint,
-        robustness_probe(scenario, evaluator.model, dataset),
+        parts.robustness,
     )
-    strategy = SecAggFedAvg(scenario, nodes, weights, sink, evaluate, malicious)
+    strategy = SecAggFedAvg(scenario, nodes, weights, sink, evaluate, parts.malicious)
     final = run_secure_aggregation(
         grid, scenario, strategy, max_weight=float(max(shard_sizes.values()))
     )
@@ -209,4 +197,4 @@ def serve_secure(
     summary["secure_aggregation"] = scenario.secure_aggregation.model_dump(mode="json")
     if privacy is not None:
         summary["privacy"] = privacy.summary()
-    return log.finish(summary)
+    return parts.log.finish(summary)
