@@ -98,6 +98,22 @@ def _accuracy(cells: Sequence[Cell]) -> list[str]:
     return [*out, f"![Final clean accuracy, defense x attack]({FIGURES['heatmap']})", ""]
 
 
+def _attack_success(cells: Sequence[Cell]) -> list[str]:
+    """The backdoor view: attack success rate per defense and attack, where runs record one."""
+    if not any(c.stat("attack_success_rate") for c in cells):
+        return []
+    out = [
+        "## Attack success rate after the last round (mean ± std over seeds)",
+        "",
+        "The defense with the lowest success rate against each attack is in **bold**.",
+        "",
+    ]
+    for title, group in panels(cells):
+        table = defense_by_attack(group, "attack_success_rate", higher_is_better=False)
+        out += [f"### {title}", "", table, ""]
+    return out
+
+
 def render(
     runs: Runs,
     cells: Sequence[Cell],
@@ -122,6 +138,7 @@ def render(
         *_command(runs, command),
         "",
         *_accuracy(cells),
+        *_attack_success(cells),
         "## Accuracy against the malicious fraction",
         "",
         f"![Final accuracy against the malicious fraction]({FIGURES['fraction']})",

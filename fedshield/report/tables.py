@@ -106,15 +106,19 @@ def _text(s: Stat | None, digits: int, scale: float = 1.0) -> str:
     return "-" if s is None else s.text(digits, scale)
 
 
-def defense_by_attack(group: Sequence[Cell]) -> str:
-    """Final accuracy, defenses down and attacks across; the best of each column in bold."""
+def defense_by_attack(
+    group: Sequence[Cell], figure: str = "final_accuracy", *, higher_is_better: bool = True
+) -> str:
+    """``figure`` (mean +/- std), defenses down and attacks across; the best of each column in
+    bold: the highest, or the lowest when ``higher_is_better`` is False (attack success)."""
     defenses = sorted({c.defense for c in group})
     attacks = sorted({c.attack for c in group}, key=attack_order)
-    at = {(c.defense, c.attack): c.stat("final_accuracy") for c in group}
+    at = {(c.defense, c.attack): c.stat(figure) for c in group}
+    pick = max if higher_is_better else min
     best = {}
     for attack in attacks:
         means = [f"{s.mean:.4f}" for d in defenses if (s := at.get((d, attack))) is not None]
-        best[attack] = max(means, key=float, default=None)
+        best[attack] = pick(means, key=float, default=None)
     rows = []
     for defense in defenses:
         row = [defense]

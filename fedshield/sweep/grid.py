@@ -12,9 +12,22 @@ seed = [1, 2]
 "defense.params" = {num_byzantine = 1}
 ```
 
+Several groups of cases multiply too: name each group under ``sweep.cases`` and the grid is the
+lists times every group's cases (groups in file order):
+
+```toml
+[[sweep.cases.algorithm]]                # FedSGD ...
+"train.batch_size" = 10000
+[[sweep.cases.algorithm]]                # ... or several local epochs
+"train.local_epochs" = 2
+[[sweep.cases.defense]]                  # times every defense with its own parameters
+"defense.aggregator" = "median"
+```
+
 Keys are dotted scenario fields, quoted so TOML keeps the dot (the names ``--set`` takes); a
 value replaces the field whole, through :func:`scenarios.loader.set_fields`, the code behind
-``--set``. The lists vary slowest-first in file order; the cases vary fastest.
+``--set``. The lists vary slowest-first in file order; the cases vary fastest (the last group
+fastest of all).
 """
 
 from __future__ import annotations
@@ -54,21 +67,23 @@ class GridSpec:
     name: str
     base: dict[str, Any]
     lists: dict[str, list[Any]]
-    cases: list[Mapping[str, Any]]
+    case_groups: list[list[Mapping[str, Any]]]
 
     @property
     def fields(self) -> list[str]:
         """Every swept field: the lists' keys, then each key any case sets (first seen first)."""
-        case_keys = dict.fromkeys(key for case in self.cases for key in case)
+        case_keys = dict.fromkeys(
+            key for group in self.case_groups for case in group for key in case
+        )
         return [*self.lists, *(k for k in case_keys if k not in self.lists)]
 
     def cells(self) -> list[Cell]:
-        """The product of the lists times the cases, each with every field's coordinate."""
+        """The product of the lists times each group's cases, with every field's coordinate."""
         combos = itertools.product(*self.lists.values())
-        cases = self.cases or [{}]
         cells = []
-        for index, (values, case) in enumerate(itertools.product(combos, cases)):
-            document = set_fields(self.base, [*zip(self.lists, values, strict=True), *case.items()])
+        for index, (values, *cases) in enumerate(itertools.product(combos, *self.case_groups)):
+            settings = [item for case in cases for item in case.items()]
+            document = set_fields(self.base, [*zip(self.lists, values, strict=True), *settings])
             coordinates = {f: _lookup(document, f) for f in self.fields}
             cells.append(Cell(index, cell_id(coordinates), coordinates, document))
         seen: dict[str, int] = {}
@@ -118,21 +133,30 @@ def load_grid(source: str) -> GridSpec:
     overrides = _table(raw.get("overrides", {}), "grid.overrides")
     document = set_fields(document, overrides.items())
     sweep = dict(_table(raw.get("sweep", {}), "grid.sweep"))
-    raw_cases = _list(sweep.pop("cases"), "sweep.cases") if "cases" in sweep else []
-    cases = [_table(case, "sweep.cases") for case in raw_cases]
+    case_groups = _case_groups(sweep.pop("cases", None))
     lists = {key: _list(values, f"sweep.{key!r}") for key, values in sweep.items()}
-    if not lists and not cases:
+    if not lists and not case_groups:
         raise ConfigError("grid.sweep: empty; give at least one list of values or one case")
     if (
         "seed" not in document
         and "seed" not in lists
-        and not (cases and all("seed" in c for c in cases))
+        and not any(all("seed" in c for c in group) for group in case_groups)
     ):
         raise ConfigError(
             "grid: no seed in the base, the overrides, [sweep] or every case; a sweep needs "
             "fixed seeds so that a restart resumes the same cells"
         )
-    return GridSpec(name, document, lists, cases)
+    return GridSpec(name, document, lists, case_groups)
+
+
+def _case_groups(raw: object) -> list[list[Mapping[str, Any]]]:
+    """``[[sweep.cases]]`` is one group; ``[[sweep.cases.NAME]]`` tables are one group each."""
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        named = {name: _list(cases, f"sweep.cases.{name}") for name, cases in raw.items()}
+        return [[_table(c, f"sweep.cases.{name}") for c in cases] for name, cases in named.items()]
+    return [[_table(case, "sweep.cases") for case in _list(raw, "sweep.cases")]]
 
 
 def _table(value: object, where: str) -> Mapping[str, Any]:

@@ -1,7 +1,8 @@
 """Synthetic run directories, written the way a real run writes them (no Ray, no training).
 
 Every figure is a closed-form function of the coordinates, so a test can say what the report
-must show: final accuracy ``BASE[defense] - DROP[attack] * malicious + 0.01 * seed``.
+must show: final accuracy ``BASE[defense] - DROP[attack] * malicious + 0.01 * seed``, attack
+success rate rising to ``SUCCESS[defense]``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from common.schema import Scenario
 
 BASE = {"fedavg": 0.9, "krum": 0.8, "median": 0.85}
 DROP = {"alie": 1.0, "sign_flip": 0.5}
+SUCCESS = {"fedavg": 0.9, "krum": 0.3, "median": 0.6}
 PARAMS: dict[str, dict[str, Any]] = {"krum": {"num_byzantine": 2}}
 ROUNDS = 3
 STEP_SECONDS = {"attack": 0.001, "integrity": 0.0, "evaluate": 0.02}
@@ -50,7 +52,7 @@ def rows(defense: str, attack: str, malicious: float, seed: int) -> list[dict[st
                 "round": r,
                 "accuracy": 0.1 + (final - 0.1) * r / ROUNDS,
                 "loss": 1.0 / r,
-                "attack_success_rate": 0.1 * r,
+                "attack_success_rate": SUCCESS[defense] * r / ROUNDS,
                 "seconds": 1.0 + r,
                 "time": {**split, "aggregate": AGGREGATE_SECONDS[defense]},
             }

@@ -87,6 +87,18 @@ def test_report_tables_give_mean_and_std_over_seeds_with_the_best_in_bold(sweep:
         assert f"]({png})" in report
 
 
+def test_attack_success_table_puts_the_lowest_rate_in_bold(sweep: Path) -> None:
+    report = (sweep / "report.md").read_text()
+    success = report.split("## Attack success rate after the last round", 1)[1]
+    block = success.split("### malicious = 0.1\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+    assert rows == [
+        ["fedavg", "0.9000 ± 0.0000", "0.9000 ± 0.0000"],
+        ["krum(num_byzantine=2)", "**0.3000 ± 0.0000**", "**0.3000 ± 0.0000**"],
+        ["median", "0.6000 ± 0.0000", "0.6000 ± 0.0000"],
+    ]
+
+
 def test_report_shows_breakdown_points_and_what_each_defense_costs(sweep: Path) -> None:
     report = (sweep / "report.md").read_text()
     assert "| krum(num_byzantine=2) | n >= 2f+3 | 10 | 0.30 |" in report

@@ -55,6 +55,49 @@ def test_cells_are_the_product_of_the_lists_times_the_cases(tmp_path: Path) -> N
     assert [c.index for c in cells] == list(range(12))
 
 
+def test_named_case_groups_multiply_in_file_order(tmp_path: Path) -> None:
+    text = (
+        'base = "quickstart"\n[sweep]\nseed = [1, 2]\n'
+        '[[sweep.cases.algorithm]]\n"train.batch_size" = 10000\n"rounds" = 30\n'
+        '[[sweep.cases.algorithm]]\n"train.local_epochs" = 2\n'
+        '[[sweep.cases.defense]]\n"defense.aggregator" = "median"\n'
+        '[[sweep.cases.defense]]\n"defense.aggregator" = "krum"\n'
+        '"defense.params" = {num_byzantine = 1}\n'
+        '[[sweep.cases.defense]]\n"defense.aggregator" = "fedavg"\n'
+    )
+    grid = load_grid(str(_grid(tmp_path, text)))
+    cells = grid.cells()
+    assert grid.fields == [
+        "seed",
+        "train.batch_size",
+        "rounds",
+        "train.local_epochs",
+        "defense.aggregator",
+        "defense.params",
+    ]
+    assert len(cells) == 2 * 2 * 3
+    # The last group varies fastest; a case's settings stay together.
+    head = [(c.coordinates["train.batch_size"], c.coordinates["defense.aggregator"]) for c in cells]
+    assert head[:6] == [
+        (10000, "median"),
+        (10000, "krum"),
+        (10000, "fedavg"),
+        (32, "median"),
+        (32, "krum"),
+        (32, "fedavg"),
+    ]
+    assert cells[1].document["rounds"] == 30 and cells[4].document["rounds"] == 10
+    assert cells[4].document["train"]["local_epochs"] == 2
+    assert cells[1].coordinates["defense.params"] == {"num_byzantine": 1}
+    assert len({c.id for c in cells}) == 12
+
+
+def test_an_empty_case_group_is_refused(tmp_path: Path) -> None:
+    text = 'base = "quickstart"\n[sweep]\nseed = [1]\n[sweep.cases]\nalgorithm = []\n'
+    with pytest.raises(ConfigError, match=r"sweep.cases.algorithm: got \[\]; expected a non"):
+        load_grid(str(_grid(tmp_path, text)))
+
+
 def test_a_swept_table_replaces_the_field_whole() -> None:
     base = {"defense": {"aggregator": "trimmed_mean", "params": {"num_trimmed": 2}}}
     out = set_fields(
