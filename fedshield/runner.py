@@ -17,6 +17,7 @@ from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
 from common.tf_runtime import quiet_environment
+from fedshield.message_dispatch import install as install_dispatch
 from fedshield.ray_cluster import client_resources, ray_for_run
 from fedshield.ray_session import (
     first_line,
@@ -195,6 +196,7 @@ def run_session(
         stop.request(f"the simulation engine failed: {type(err).__name__}")
 
     def simulate() -> None:
+        install_dispatch()  # messages reach the workers when pushed, not at the next poll
         try:
             run_simulation(
                 server_app=server_app,

@@ -82,6 +82,49 @@ def test_a_stop_ends_the_wait_for_replies_and_nothing_is_sent_after_it() -> None
     assert list(grid.get_node_ids()) == [1, 2]
 
 
+class _Reply:
+    """Just enough of a reply Message for the poll loop: the id it answers."""
+
+    def __init__(self, reply_to: str) -> None:
+        self.metadata = type("Metadata", (), {"reply_to_message_id": reply_to})()
+
+
+class _LateGrid(_SilentGrid):
+    """Replies to ``m0`` at the 6th pull and to ``m1`` at the 9th."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pulls = 0
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        self.pulls += 1
+        due = {6: "m0", 9: "m1"}.get(self.pulls)
+        return [_Reply(due)] if due in set(message_ids) else []  # type: ignore[list-item]
+
+
+class _RecordedWaits(StopRequest):
+    """A stop request that never stops and records how long each poll would have slept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return False
+
+
+def test_polls_back_off_from_milliseconds_and_start_again_after_each_reply() -> None:
+    late, stop = _LateGrid(), _RecordedWaits()
+    grid = StoppableGrid(late, stop, poll=0.01, first_poll=0.001)
+    replies = grid.send_and_receive([object(), object()], timeout=3600)  # type: ignore[list-item]
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1"]
+    # Doubling from 1 ms, capped at `poll`; the 6th pull brings m0 and the wait starts again;
+    # the 9th brings m1 and nothing is pending: no sleep after it.
+    assert stop.waits == pytest.approx([0.002, 0.004, 0.008, 0.01, 0.01, 0.001, 0.002, 0.004])
+    assert late.pulls == 9
+
+
 def test_the_first_reason_wins() -> None:
     stop = StopRequest()
     assert not stop.is_set()
