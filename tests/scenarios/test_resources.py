@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from scenarios.loader import load_scenario
+from scenarios.loader import read_scenario
 from scenarios.resources import (
     GIB,
     MIB,
@@ -31,14 +31,14 @@ DIGITS_BYTES = 1437 * 64 * 4 + 360 * 64 * 4 + (1437 + 360) * 8
 
 
 def test_the_estimate_of_quickstart_counts_runtime_model_copies_and_data() -> None:
-    s = load_scenario("quickstart")
+    s = read_scenario("quickstart")
     estimate = estimate_memory(s, MLP_PARAMS, DIGITS_BYTES)
     assert estimate.actor == TF_RUNTIME + 4 * MLP_PARAMS * 5 + DIGITS_BYTES
     assert estimate.server == TF_RUNTIME + 500 * MIB + DIGITS_BYTES + 4 * MLP_PARAMS * (3 * 10 + 4)
-    adam = estimate_memory(load_scenario("quickstart", ['train.optimizer="adam"']), 1000, 0)
+    adam = estimate_memory(read_scenario("quickstart", ['train.optimizer="adam"']), 1000, 0)
     assert adam.actor - TF_RUNTIME == 4 * 1000 * 6
-    local_dp = estimate_memory(load_scenario("dp_local"), 1000, 0)
-    batch = load_scenario("dp_local").train.batch_size
+    local_dp = estimate_memory(read_scenario("dp_local"), 1000, 0)
+    batch = read_scenario("dp_local").train.batch_size
     assert local_dp.actor - TF_RUNTIME == 4 * 1000 * (5 + batch)  # one gradient per example
 
 
@@ -47,12 +47,12 @@ def test_the_mlp_on_digits_has_the_parameters_counted_above() -> None:
 
 
 def test_flowers_pool_size_is_cpus_over_the_clients_share() -> None:
-    assert concurrent_actors(load_scenario("quickstart", ["simulation.num_cpus=0.25"]), 16) == 64
-    assert concurrent_actors(load_scenario("quickstart", ["simulation.num_cpus=4"]), 2) == 1
+    assert concurrent_actors(read_scenario("quickstart", ["simulation.num_cpus=0.25"]), 16) == 64
+    assert concurrent_actors(read_scenario("quickstart", ["simulation.num_cpus=4"]), 2) == 1
 
 
 def test_too_many_actors_are_refused_with_a_num_cpus_that_fits() -> None:
-    s = load_scenario("quickstart", ["simulation.num_cpus=0.1"])
+    s = read_scenario("quickstart", ["simulation.num_cpus=0.1"])
     estimate = MemoryEstimate(actor=1 * GIB, server=2 * GIB)
     with pytest.raises(ConfigError) as caught:
         check_fits(s, estimate, cpus=16, available=10 * GIB)
@@ -62,7 +62,7 @@ def test_too_many_actors_are_refused_with_a_num_cpus_that_fits() -> None:
         "+ the server 2.00 GiB need about 162.0 GiB, but this host has 10.0 GiB available: set "
         "simulation.num_cpus to at least 2.0 (8 concurrent actors)"
     )
-    fitting = load_scenario("quickstart", ["simulation.num_cpus=2.0"])
+    fitting = read_scenario("quickstart", ["simulation.num_cpus=2.0"])
     check_fits(fitting, estimate, cpus=16, available=10 * GIB)  # 8 x 1 + 2 = 10 GiB: fits
     with pytest.raises(ConfigError, match="not even one client fits"):
         check_fits(s, estimate, cpus=16, available=2 * GIB + 100)
