@@ -113,6 +113,10 @@ class Registry(Mapping[str, Entry[T]]):
             prefix = f"{where}: " if where else ""
             raise ConfigError(f"{prefix}unknown {self.kind} {name!r}; valid: {valid}") from None
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default goes through __getitem__, whose miss is a ConfigError, not a KeyError.
+        return name in self._entries
+
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._entries))
 

@@ -114,3 +114,9 @@ def test_bad_filtering_params_raise_one_line_config_error(
     with pytest.raises(ConfigError, match=message) as err:
         strategies.get_aggregator(name, **params)
     assert "\n" not in str(err.value)
+
+
+def test_membership_in_a_registry_is_a_question_not_an_error() -> None:
+    assert "krum" in strategies.AGGREGATORS
+    assert "krun" not in strategies.AGGREGATORS  # no ConfigError from the lookup
+    assert 3 not in strategies.AGGREGATORS
