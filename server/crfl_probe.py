@@ -28,7 +28,6 @@ class CertificationProbe:
 
     def __init__(self, scenario: Scenario, model: tf.keras.Model, dataset: Dataset) -> None:
         self.config: CRFLConfig = scenario.crfl
-        self.model = model
         self.seed = scenario.seed
         self.rounds = scenario.rounds
         order = derive_rng(scenario.seed, "crfl-subset").permutation(len(dataset.y_test))
