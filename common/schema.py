@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from common.crfl_config import CRFLConfig
 from common.dp_config import DPConfig
 from common.integrity_config import IntegrityConfig
 from common.inversion_config import InversionConfig
@@ -230,6 +231,7 @@ class Scenario(_Section):
     dp: DPConfig = DPConfig()
     integrity: IntegrityConfig = IntegrityConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    crfl: CRFLConfig = CRFLConfig()
     inversion: InversionConfig = InversionConfig()
     secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
     simulation: SimulationSpec = SimulationSpec()

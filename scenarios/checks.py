@@ -26,6 +26,7 @@ def check_plugins(scenario: Scenario) -> None:
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
     from attacks import attack_plan
     from common.attack_schedule import select_malicious
+    from common.crfl_config import check_crfl
     from common.data.datasets import DATASETS
     from common.data.partitioners import PARTITIONERS
     from common.dp_checks import check_dp_shards
@@ -45,6 +46,7 @@ def check_plugins(scenario: Scenario) -> None:
     attack = scenario.attack
     plan = attack_plan(attack)  # every name, every parameter, and which kinds may be combined
     check_secure_aggregation(scenario, plan.collusion is not None or plan.transit is not None)
+    check_crfl(scenario.crfl, secure_aggregation=scenario.secure_aggregation.enabled)
     malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
     if attack.enabled and not malicious:
         raise ConfigError(

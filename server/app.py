@@ -27,6 +27,7 @@ from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_seed
 from server.adversary import Adversary
+from server.crfl_probe import CertificationProbe, certification_probe
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
@@ -91,6 +92,7 @@ class RunParts:
     robustness: RobustnessProbe | None
     log: RunLog
     sink: RoundSink
+    certification: CertificationProbe | None = None
 
 
 def run_parts(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> RunParts:
@@ -111,6 +113,7 @@ def run_parts(scenario: Scenario, run_dir: Path, outcome: RunOutcome) -> RunPart
         robustness=robustness_probe(scenario, evaluator.model, dataset),
         log=outcome.log,
         sink=RoundSink(),
+        certification=certification_probe(scenario, evaluator.model, dataset),
     )
 
 
@@ -162,9 +165,8 @@ def serve(
     )
     failed = FailedRounds(scenario.simulation.max_failed_rounds)
     state = RunState(run_dir, strategy, sink, failed, guard, privacy, package_versions())
-    evaluate = round_evaluation(
-        evaluator, sink, log, privacy, guard, failed, state.save, parts.robustness
-    )
+    probes = (parts.robustness, parts.certification)
+    evaluate = round_evaluation(evaluator, sink, log, privacy, guard, failed, state.save, *probes)
     result = start_rounds(runner, grid, weights, evaluate, state, resume)
     final = result.arrays.to_numpy_ndarrays()
     summary = run_summary(scenario, evaluator, sink.ever_accepted, final)
@@ -191,6 +193,7 @@ def round_evaluation(
     failed: FailedRounds,
     save: Callable[[int, list[NDArray[np.float32]]], None],
     robustness: RobustnessProbe | None = None,
+    certification: CertificationProbe | None = None,
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
     """Flower's ``evaluate_fn``: the round's result from ``sink`` -> evaluation, privacy, log.
 
@@ -207,6 +210,8 @@ def round_evaluation(
         extra: dict[str, Any] = {}
         if robustness is not None:
             extra.update(robustness.metrics(server_round, weights))
+        if certification is not None:  # CRFL's parameter smoothing
+            extra.update(certification.metrics(server_round, weights))
         evaluate_seconds = time.perf_counter() - started  # clean and robust evaluation
         if privacy is not None and result is not None:
             extra.update(privacy.after_round(server_round, result))

@@ -44,6 +44,7 @@ from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_rng
 from server.adversary import Adversary
+from server.crfl import CRFLTraining
 from server.decoding import DecodedReplies, decode_replies
 from server.guard import IntegrityGuard
 from server.pseudonyms import pseudonyms
@@ -96,6 +97,7 @@ class FedshieldStrategy(FedAvg):
         self.root = root
         self.observer = observer
         self.chain_state = chain.init(num_params)
+        self.crfl = CRFLTraining(scenario.crfl, scenario.seed) if scenario.crfl.enabled else None
         self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
         self._global: list[NDArray[np.float32]] = []
@@ -177,6 +179,8 @@ class FedshieldStrategy(FedAvg):
             new_global, skipped = self._aggregate(server_round, updates, kept, rng, reference)
         # Against the rule's own step, before any watermark changes the global model.
         clients = updates.statistics(new_global if skipped is None else None)
+        if self.crfl is not None and skipped is None:  # CRFL clips and noises the new model
+            new_global = self.crfl.apply(server_round, new_global)
         if self.guard is not None:
             with clock.step("integrity"):
                 new_global = self.guard.after_aggregation(server_round, new_global)

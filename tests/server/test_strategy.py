@@ -154,3 +154,19 @@ def test_malformed_replies_are_recorded_rejections_and_the_round_goes_on() -> No
     assert result.refused == {7: "unauthentic_broadcast"}
     assert result.accepted == (8, 9) and result.skipped is None
     np.testing.assert_allclose(arrays.to_numpy_ndarrays()[0], np.full((2, 2), 3.0))
+
+
+def test_crfl_clips_the_new_global_model_to_rho_and_a_skipped_round_is_left_alone() -> None:
+    # Every client sends all-4 weights: FedAvg gives a model of norm 4 sqrt(7) = 10.58 over both
+    # arrays; CRFL (no noise) clips it to rho_1 = 2 + 0.1 = 2.1, a boosted update included.
+    strategy = _strategy("crfl.enabled=true", "crfl.sigma=0.0")
+    new, _ = play_round(strategy, 1, BASE, _filled(lambda p: 4.0))
+    norm = np.sqrt(sum(float(np.sum(w.astype(np.float64) ** 2)) for w in new))
+    assert norm == pytest.approx(2.1, rel=1e-6)
+    np.testing.assert_allclose(new[1], np.full(3, 2.1 / np.sqrt(7)), rtol=1e-6)
+    skipping = _strategy(
+        "crfl.enabled=true", "defense.aggregator=krum", "defense.params.num_byzantine=2"
+    )
+    kept, result = play_round(skipping, 1, BASE, _filled(float), replying=lambda p: p < 6)
+    assert result.skipped is not None
+    np.testing.assert_array_equal(kept[0], BASE[0])  # no step, so no clipping or noise either

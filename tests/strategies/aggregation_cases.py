@@ -121,6 +121,8 @@ RULE_CASES = [
     Case("foolsgold"),  # row i is client i (ServerInputs)
     Case("simple_clustering", {"eps": 0.2, "min_samples": 3}),  # honest rows ~0.19 apart
     Case("auror", {"indicative_threshold": 0.1}),  # some of the 7 coordinates are indicative
+    # window 1: scoring from round 3 and detection with it, so the multi-round tests see both.
+    Case("fldetector", {"window": 1}),
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
