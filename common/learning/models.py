@@ -107,10 +107,11 @@ def lenet5_layers(
 def resnet20(
     input_shape: tuple[int, ...], num_classes: int, l2: float
 ) -> list[tf.keras.layers.Layer]:
-    """ResNet-20 (He et al. 2016, CIFAR): 3 stages of 3 basic blocks on 16/32/64 filters,
-    GroupNorm instead of BatchNorm, option-A shortcuts (:mod:`common.learning.resnet`).
+    """ResNet-20 (He et al. 2016) for CIFAR with GroupNorm instead of BatchNorm (DP-SGD ready).
 
-    269,722 weights at 32x32x3 and 10 classes, 269,434 at 28x28x1 (the 3x3 stem sees 1 channel).
+    3 stages of 3 basic blocks on 16/32/64 filters, option-A shortcuts
+    (:mod:`common.learning.resnet`): 269,722 weights at 32x32x3 and 10 classes, 269,434 at
+    28x28x1 (the 3x3 stem sees 1 channel).
     """
     return resnet20_layers(input_shape, num_classes, _l2(l2))
 
