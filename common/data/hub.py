@@ -60,16 +60,17 @@ def _libraries() -> tuple[Any, Any]:
     return datasets, NaturalIdPartitioner
 
 
-def _split(datasets: Any, params: HubParams, split: str) -> Any:
-    """One split, from a ``save_to_disk`` directory, a parquet directory or the hub."""
-    local = Path(params.path).expanduser()
+def _split(datasets: Any, params: HubParams, field: str) -> Any:
+    """The split ``params.<field>`` names, from a ``save_to_disk`` directory, a parquet directory
+    or the hub."""
+    split, local = getattr(params, field), Path(params.path).expanduser()
     if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():
         saved = datasets.load_from_disk(str(local))
         if not isinstance(saved, datasets.DatasetDict):
             return saved  # a single saved Dataset is the one split there is
         if split not in saved:
             raise ConfigError(
-                f"data.params: got split {split!r}; {params.path} has {', '.join(saved)}"
+                f"data.params.{field}: got {split!r}; {params.path} has {', '.join(saved)}"
             )
         return saved[split]
     return datasets.load_dataset(params.path, split=split)
@@ -151,7 +152,7 @@ class Hub(DatasetSource):
         cls, params: Any, paths: list[Path], *, test_fraction: float, seed: int
     ) -> Dataset:
         datasets, natural_id_partitioner = _libraries()
-        table = _split(datasets, params, params.split)
+        table = _split(datasets, params, "split")
         _check_columns(table, params, ("image", "label", "partition_by"))
         if table.num_rows == 0:
             raise ConfigError(f"data.params.split: got {params.split!r}; it has no rows")
@@ -161,7 +162,7 @@ class Hub(DatasetSource):
             np.arange(partitioner.num_partitions), params, test_fraction=test_fraction, seed=seed
         )
         if params.test_split is not None:
-            test = _split(datasets, params, params.test_split)
+            test = _split(datasets, params, "test_split")
             _check_columns(test, params, ("image", "label"))
         else:
             test = table.select(np.flatnonzero(np.isin(owners, held)))

@@ -107,6 +107,7 @@ def test_a_test_split_keeps_every_writer_and_num_partitions_takes_the_first(parq
         ({"partition_by": "hsf_id"}, r"^data.params.partition_by: got 'hsf_id'; "),
         ({"num_partitions": 5}, r"^data.params.num_partitions: got 5; \S+ has 4 training "),
         ({"colour": 1}, r"^data.params.colour: "),
+        ({"test_split": "valid"}, r"^data.params.test_split: got 'valid'; \S+ has train$"),
     ],
 )
 def test_bad_params_fail_in_one_line(saved: Path, params: dict[str, object], message: str) -> None:
