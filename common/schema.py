@@ -48,6 +48,8 @@ class DataSpec(_Section):
     """Dataset, federation size and partition."""
 
     dataset: str = "digits"
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The dataset's parameters (``fedshield list`` shows them; only ``hub`` takes any)."""
     num_clients: int = Field(10, ge=1, le=10_000)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     data_dir: str | None = None

@@ -37,6 +37,7 @@ def check_plugins(scenario: Scenario) -> None:
 
     data = scenario.data
     DATASETS.resolve(data.dataset, "data.dataset")
+    DATASETS.parse_params(data.dataset, data.params, "data.params")
     PARTITIONERS.resolve(data.partition.scheme, "data.partition.scheme")
     PARTITIONERS.parse_params(data.partition.scheme, data.partition.params, "data.partition.params")
     MODELS.resolve(scenario.model.name, "model.name")

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel
 
 from common.data.file_formats import read_cifar_batch, read_idx
 from common.errors import ConfigError
@@ -56,6 +57,9 @@ class Dataset:
     num_classes: int
     input_shape: tuple[int, ...]
     name: str
+    natural_ids: NDArray[np.int64] | None = None
+    """The natural partition of each training example (a FEMNIST writer, 0-based in
+    flwr-datasets' order), for the ``natural`` scheme; ``None`` for datasets without one."""
 
 
 class DatasetSource(ABC):
@@ -72,6 +76,13 @@ class DatasetSource(ABC):
     def read(paths: list[Path], *, test_fraction: float, seed: int) -> Dataset:
         """The dataset from ``paths`` (the declared ``files``, in order, all present)."""
 
+    @classmethod
+    def read_with(
+        cls, params: Any, paths: list[Path], *, test_fraction: float, seed: int
+    ) -> Dataset:
+        """The dataset under its validated ``data.params``; :meth:`read` for a source without."""
+        return cls.read(paths, test_fraction=test_fraction, seed=seed)
+
 
 DATASETS: Registry[type[DatasetSource]] = Registry("dataset")
 """name -> Entry; ``Entry.target`` is the :class:`DatasetSource` subclass, tags ``split`` and
@@ -80,12 +91,14 @@ DATASETS: Registry[type[DatasetSource]] = Registry("dataset")
 S = TypeVar("S", bound=type[DatasetSource])
 
 
-def register_dataset(name: str, *, source: str) -> Callable[[S], S]:
-    """Register a :class:`DatasetSource` under ``name``; its split declaration becomes a tag."""
+def register_dataset(
+    name: str, *, source: str, params: type[BaseModel] = NoParams
+) -> Callable[[S], S]:
+    """Register ``name`` with the model of its ``data.params``; its split becomes a tag."""
 
     def decorate(cls: S) -> S:
         split = "stratified" if cls.seeded_split else "official"
-        DATASETS.register(name, NoParams, split=split, source=source)(cls)
+        DATASETS.register(name, params, split=split, source=source)(cls)
         return cls
 
     return decorate
@@ -103,22 +116,17 @@ def _make_dataset(
     *,
     scale: float,
     num_classes: int,
+    natural_ids: NDArray[np.int64] | None = None,
 ) -> Dataset:
     """Scale pixels by ``1/scale``, flatten labels to int64 and freeze every array."""
     x_train, x_test = _images(train[0], scale), _images(test[0], scale)
     y_train = np.asarray(train[1], dtype=np.int64).ravel()
     y_test = np.asarray(test[1], dtype=np.int64).ravel()
-    for array in (x_train, y_train, x_test, y_test):
-        array.setflags(write=False)
-    return Dataset(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        num_classes,
-        tuple(int(d) for d in x_train.shape[1:]),
-        name,
-    )
+    for array in (x_train, y_train, x_test, y_test, natural_ids):
+        if array is not None:
+            array.setflags(write=False)
+    shape = tuple(int(d) for d in x_train.shape[1:])
+    return Dataset(x_train, y_train, x_test, y_test, num_classes, shape, name, natural_ids)
 
 
 def dataset_files(name: str, data_dir: Path) -> list[Path]:
@@ -242,43 +250,50 @@ class Cifar10(DatasetSource):
         return _make_dataset("cifar10", train, test, scale=255.0, num_classes=10)
 
 
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, tarfile.TarError)
+
+
 @lru_cache(maxsize=4)
-def _load_cached(name: str, test_fraction: float, seed: int, data_dir: Path) -> Dataset:
+def _load_cached(
+    name: str, test_fraction: float, seed: int, data_dir: Path, params_json: str
+) -> Dataset:
     paths = dataset_files(name, data_dir)
+    entry = DATASETS[name]
+    params = entry.params.model_validate_json(params_json)
     try:
-        return DATASETS[name].target.read(paths, test_fraction=test_fraction, seed=seed)
+        return entry.target.read_with(params, paths, test_fraction=test_fraction, seed=seed)
     except ConfigError:
         raise
     # A truncated or foreign file must fail in one line like a missing one, not with a traceback.
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        EOFError,
-        pickle.UnpicklingError,
-        tarfile.TarError,
-    ) as err:
+    except _READ_ERRORS as err:
         where = paths[0] if len(paths) == 1 else data_dir
         raise ConfigError(f"dataset {name!r}: cannot read {where}: {err}") from None
 
 
 def load_dataset(
-    name: str, *, test_fraction: float, seed: int, data_dir: str | None = None
+    name: str,
+    *,
+    test_fraction: float,
+    seed: int,
+    data_dir: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Dataset:
     """The registered dataset ``name``, split and scaled (cached per process, read-only arrays).
 
     ``test_fraction`` (in ``(0, 1)``) and ``seed`` choose the split of a dataset that declares
     ``seeded_split``; others ignore both, and one cache entry serves every seed. ``data_dir``
-    defaults to Keras's cache, ``~/.keras/datasets``.
+    defaults to Keras's cache, ``~/.keras/datasets``. ``params`` are the dataset's
+    ``data.params`` (validated against its registered model; none for most datasets).
     """
     source = DATASETS[name].target
+    checked = DATASETS.parse_params(name, params or {}, "data.params")
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"data.test_fraction: got {test_fraction!r}; must be in (0, 1)")
     if not source.seeded_split:
         test_fraction, seed = 0.5, 0  # unused by the source; a fixed key avoids duplicate copies
     directory = Path(data_dir).expanduser() if data_dir is not None else KERAS_CACHE.expanduser()
-    return _load_cached(name, test_fraction, seed, directory.resolve())
+    return _load_cached(name, test_fraction, seed, directory.resolve(), checked.model_dump_json())
 
 
 # Registered on import of this module, like the datasets above (the module imports from here).
-from common.data import synthetic  # noqa: E402, F401
+from common.data import hub, synthetic  # noqa: E402, F401

@@ -181,6 +181,25 @@ def shard_owners(
     return owner
 
 
+@PARTITIONERS.register("natural", NoParams, keys="natural_ids")
+def natural_owners(
+    labels: NDArray[np.int64], *, num_clients: int, params: NoParams, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """Natural: client k holds every example of the dataset's k-th natural id (a writer).
+
+    The ``keys`` tag makes the caller pass the dataset's ``natural_ids`` (flwr-datasets'
+    ``NaturalIdPartitioner`` partition ids, :mod:`common.data.hub`) as ``labels``: the parts
+    are the data's own, so the federation has exactly as many clients as natural ids.
+    """
+    count = int(labels.max()) + 1
+    if num_clients != count:
+        raise ConfigError(
+            f"data.num_clients: got {num_clients}; the natural partition has {count} "
+            "partitions (data.params.num_partitions keeps fewer)"
+        )
+    return labels.copy()
+
+
 def _check_inputs(labels: NDArray[np.int64], num_clients: int) -> None:
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ConfigError(

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from common.attack_schedule import select_malicious
 from common.data.datasets import Dataset, load_dataset
-from common.data.partitioners import partition
+from common.data.partitioners import PARTITIONERS, partition
 from common.errors import ConfigError
 from common.schema import DataSpec, Scenario
 from common.seeding import derive_rng
@@ -23,20 +23,40 @@ def dataset_of(scenario: Scenario) -> Dataset:
     """The scenario's dataset (cached by :func:`common.data.datasets.load_dataset`)."""
     data = scenario.data
     return load_dataset(
-        data.dataset, test_fraction=data.test_fraction, seed=scenario.seed, data_dir=data.data_dir
+        data.dataset,
+        test_fraction=data.test_fraction,
+        seed=scenario.seed,
+        data_dir=data.data_dir,
+        params=data.params,
     )
+
+
+def _partition_keys(dataset: Dataset, data: DataSpec) -> NDArray[np.int64]:
+    """What the scheme deals by: the class labels, or the natural ids when its ``keys`` says."""
+    if PARTITIONERS[data.partition.scheme].tags.get("keys") != "natural_ids":
+        return dataset.y_train
+    if dataset.natural_ids is None:
+        raise ConfigError(
+            f"data.partition.scheme: got {data.partition.scheme!r}; dataset {data.dataset!r} "
+            "has no natural partition (the hub dataset has one)"
+        )
+    return dataset.natural_ids
 
 
 @lru_cache(maxsize=8)
 def _partitions(data_json: str, seed: int) -> tuple[NDArray[np.int64], ...]:
     # Keyed by JSON: the data section holds dicts, so the model itself is not hashable.
     data = DataSpec.model_validate_json(data_json)
-    labels = load_dataset(
-        data.dataset, test_fraction=data.test_fraction, seed=seed, data_dir=data.data_dir
-    ).y_train
+    dataset = load_dataset(
+        data.dataset,
+        test_fraction=data.test_fraction,
+        seed=seed,
+        data_dir=data.data_dir,
+        params=data.params,
+    )
     return tuple(
         partition(
-            labels,
+            _partition_keys(dataset, data),
             num_clients=data.num_clients,
             scheme=data.partition.scheme,
             params=data.partition.params,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads
+from tensorflow_privacy.privacy.fast_gradient_clipping import gradient_clipping_utils as gcu
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as lr
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential
 
@@ -176,10 +177,11 @@ def assert_fast_clipping(model: tf.keras.Model) -> None:
     """Raise :class:`ConfigError` unless ``model`` trains with fast per-example clipping.
 
     tensorflow-privacy decides once, in the constructor, and falls back silently; this turns
-    the fallback into a one-line error naming the layers that have no registry function.
+    the fallback into a one-line error naming the layers that have no registry function. Its
+    decision looks at the top-level layers only, while its forward pass walks into nested
+    functional models (ResNet blocks): the layers checked here are the ones that pass visits,
+    and a model whose every one is registered is switched to the fast path.
     """
-    if getattr(model, "_enable_fast_peg_computation", False):
-        return
     registry: lr.LayerRegistry | None = getattr(model, "_layer_registry", None)
     if registry is None:
         raise ConfigError(
@@ -188,15 +190,26 @@ def assert_fast_clipping(model: tf.keras.Model) -> None:
         )
     missing = [
         f"{layer.name} ({type(layer).__name__})"
-        for layer in model.layers
+        for layer in _visited_layers(model)
         if layer.trainable_variables and not registry.is_elem(layer)
     ]
     if missing:
         raise ConfigError(
             f"model layers: got {', '.join(missing)}; DP fast clipping supports trainable "
-            "Dense, Embedding and Conv2D layers only"
+            "Dense, Embedding, Conv2D and GroupNormalization layers only"
         )
-    raise ConfigError(
-        f"model {model.name!r}: has no built layer graph; give an InputLayer first so "
-        "fast clipping can trace it"
-    )
+    if not gcu.has_internal_compute_graph(model):
+        raise ConfigError(
+            f"model {model.name!r}: has no built layer graph; give an InputLayer first so "
+            "fast clipping can trace it"
+        )
+    model._enable_fast_peg_computation = True
+
+
+def _visited_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The layers tensorflow-privacy's ``model_forward_pass`` hands to the registry."""
+    leaves: list[tf.keras.layers.Layer] = []
+    for layer in model.layers:
+        nested = gcu.has_internal_compute_graph(layer)
+        leaves.extend(_visited_layers(layer) if nested else [layer])
+    return leaves

@@ -31,6 +31,7 @@ import tensorflow as tf
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as lr
 
 from common.errors import ConfigError
+from common.learning.dp_norm import group_norm_layer_computation
 
 NormMethod = Literal["auto", "gram", "outer"]
 SquaredNormFunction = Callable[[tf.Tensor], tf.Tensor]
@@ -144,7 +145,8 @@ def _check_conv_supported(layer: tf.keras.layers.Conv2D) -> None:
 
 
 def dp_layer_registry() -> lr.LayerRegistry:
-    """tensorflow-privacy's default registry (Dense, Embedding) plus our Conv2D function."""
+    """tensorflow-privacy's default registry (Dense, Embedding) plus our Conv2D and GroupNorm."""
     registry = lr.make_default_layer_registry()
     registry.insert(tf.keras.layers.Conv2D, conv2d_layer_computation)
+    registry.insert(tf.keras.layers.GroupNormalization, group_norm_layer_computation)
     return registry

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from common.errors import ConfigError
+from common.learning.resnet import resnet20_layers
 from common.registry import NoParams, Registry
 
 LayerFactory = Callable[[tuple[int, ...], int, float], list[tf.keras.layers.Layer]]
@@ -100,6 +101,19 @@ def lenet5_layers(
         tf.keras.layers.Dense(84, activation="relu", kernel_regularizer=_l2(l2)),
         tf.keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=_l2(l2)),
     ]
+
+
+@MODELS.register("resnet20", NoParams)
+def resnet20(
+    input_shape: tuple[int, ...], num_classes: int, l2: float
+) -> list[tf.keras.layers.Layer]:
+    """ResNet-20 (He et al. 2016) for CIFAR with GroupNorm instead of BatchNorm (DP-SGD ready).
+
+    3 stages of 3 basic blocks on 16/32/64 filters, option-A shortcuts
+    (:mod:`common.learning.resnet`): 269,722 weights at 32x32x3 and 10 classes, 269,434 at
+    28x28x1 (the 3x3 stem sees 1 channel).
+    """
+    return resnet20_layers(input_shape, num_classes, _l2(l2))
 
 
 def build_model(

@@ -23,6 +23,7 @@ def test_registry_lists_the_datasets() -> None:
         "cifar10",
         "digits",
         "fashion_mnist",
+        "hub",
         "mnist",
         "synthetic_cifar10",
         "synthetic_mnist",
@@ -36,7 +37,7 @@ def test_registry_lists_the_datasets() -> None:
 def test_each_dataset_declares_its_files_and_split() -> None:
     # load_dataset and `fedshield validate` read these declarations; they know no dataset by name.
     sources = {name: DATASETS[name].target for name in DATASETS}
-    assert {name for name, source in sources.items() if source.seeded_split} == {"digits"}
+    assert {name for name, source in sources.items() if source.seeded_split} == {"digits", "hub"}
     assert dict(sources["digits"].files) == {}
     assert list(sources["mnist"].files) == ["mnist.npz"]
     assert list(sources["cifar10"].files) == ["cifar-10-batches-py.tar.gz"]
@@ -102,7 +103,7 @@ def test_test_fraction_too_small_to_stratify_fails_in_one_line() -> None:
 def test_unknown_dataset_lists_the_valid_names() -> None:
     with pytest.raises(
         ConfigError,
-        match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, mnist, "
+        match="unknown dataset 'svhn'; valid: cifar10, digits, fashion_mnist, hub, mnist, "
         "synthetic_cifar10, synthetic_mnist",
     ):
         load_dataset("svhn", test_fraction=0.2, seed=0)

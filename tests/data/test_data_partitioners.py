@@ -45,8 +45,8 @@ def _check_exact_cover(parts: list[NDArray[np.int64]], num_examples: int) -> Non
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(num_examples))
 
 
-def test_registry_lists_the_three_schemes() -> None:
-    assert list(PARTITIONERS) == ["dirichlet", "iid", "shard"]
+def test_registry_lists_the_four_schemes() -> None:
+    assert list(PARTITIONERS) == ["dirichlet", "iid", "natural", "shard"]
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEME_PARAMS))
@@ -243,7 +243,7 @@ def test_label_histogram_golden() -> None:
         ("dirichlet", {"alpha": 1, "min_partition_size": 101}, 10, "min_partition_size: got 101"),
         ("iid", {}, 1001, "data.num_clients: got 1001; must be between 1 and the 1000"),
         ("iid", {}, 0, "data.num_clients: got 0"),
-        ("nope", {}, 5, "unknown partitioner 'nope'; valid: dirichlet, iid, shard"),
+        ("nope", {}, 5, "unknown partitioner 'nope'; valid: dirichlet, iid, natural, shard"),
     ],
 )
 def test_bad_parameters_fail_in_one_line(
