@@ -56,6 +56,11 @@ class StoppableGrid(Grid):
         self._stop = stop
         self._poll = poll
 
+    @property
+    def inner(self) -> Grid:
+        """The grid this one delegates to (the handshake reads the engine's node registry)."""
+        return self._grid
+
     def set_run(self, run_id: int) -> None:
         self._grid.set_run(run_id)
 
