@@ -75,6 +75,8 @@ def main() -> None:
         )
         lines.append(row)
         print(f"{row}  ({load()})", flush=True)
+        if args.out:  # row by row: a long sweep of sizes keeps what it measured
+            atomic_write_text(args.out, "\n".join(lines) + "\n")
     lines.append(f"# end: {load()}")
     print(lines[-1], flush=True)
     if args.out:
