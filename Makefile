@@ -35,6 +35,7 @@ bench: install
 	$(BENCH_ENV) $(BIN)/python benchmarks/aggregators.py --repeats 7 --out benchmarks/results/aggregators.txt
 	$(BENCH_ENV) $(BIN)/python benchmarks/simulation.py --repeats 3 --out benchmarks/results/simulation.txt
 	$(BENCH_ENV) $(BIN)/python benchmarks/sim_phases.py --out benchmarks/results/simulation_phases.txt
+	$(BENCH_ENV) $(BIN)/python benchmarks/scaling.py --out benchmarks/results/scaling.txt
 	$(BENCH_ENV) $(BIN)/python benchmarks/dp_sgd.py > benchmarks/results/dp_sgd.txt
 	$(BENCH_ENV) $(BIN)/python benchmarks/integrity.py > benchmarks/results/integrity.txt
 	$(BENCH_ENV) $(BIN)/python benchmarks/leakage.py

@@ -83,10 +83,15 @@ def tree_rss(root: int) -> int:
 
 
 def measure(name: str, workdir: Path) -> Measure:
+    return measure_command(CONTENDERS[name], workdir, rounds=10, name=name)
+
+
+def measure_command(command: list[str], workdir: Path, *, rounds: int, name: str) -> Measure:
+    """Run ``command`` (which prints ``rounds`` round lines) and measure it (module doc)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
     proc = subprocess.Popen(
-        CONTENDERS[name],
+        command,
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
@@ -103,7 +108,7 @@ def measure(name: str, workdir: Path) -> Measure:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    rounds: list[tuple[float, float]] = []
+    lines: list[tuple[float, float]] = []
     tail: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -111,16 +116,16 @@ def measure(name: str, workdir: Path) -> Measure:
         if match:
             number, accuracy = match.group(1) or match.group(3), match.group(2) or match.group(4)
             if int(number) > 0:
-                rounds.append((time.monotonic() - start, float(accuracy)))
+                lines.append((time.monotonic() - start, float(accuracy)))
         tail = (tail + [line])[-20:]
     proc.wait()
     whole = time.monotonic() - start
     done.set()
     sampler.join()
-    if proc.returncode != 0 or len(rounds) != 10:
+    if proc.returncode != 0 or len(lines) != rounds:
         raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{''.join(tail)}")
-    gaps = [b[0] - a[0] for a, b in zip(rounds, rounds[1:], strict=False)]
-    return Measure(rounds[0][0], statistics.median(gaps), whole, peak[0] / GiB, rounds[-1][1])
+    gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:], strict=False)]
+    return Measure(lines[0][0], statistics.median(gaps), whole, peak[0] / GiB, lines[-1][1])
 
 
 def load() -> str:

@@ -142,11 +142,15 @@ class ClientPrivacyLedger:
         count with epsilon 0. Empty ``partition_ids`` gives 0 everywhere.
         """
         ids = list(partition_ids)
+        # Only clients that trained are composed: with 10,000 clients and 100 a round, most
+        # never did, and their epsilon is 0 (the cost follows the sampled clients, not all).
+        trained = [pid for pid in ids if self._events.get(pid)]
+        untrained = [0.0] if len(trained) < len(ids) or not ids else []
         out: dict[str, float] = {}
         for method in METHODS:
-            values = [self.epsilon(pid, delta, method=method) for pid in ids] or [0.0]
+            values = [self.epsilon(pid, delta, method=method) for pid in trained] + untrained
             out[f"epsilon_{method}_max"] = max(values)
-            out[f"epsilon_{method}_mean"] = math.fsum(values) / len(values)
+            out[f"epsilon_{method}_mean"] = math.fsum(values) / max(len(ids), 1)
         return out
 
     def table(self, *, delta: float) -> list[ClientPrivacyRow]:

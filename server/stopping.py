@@ -63,6 +63,11 @@ class StoppableGrid(Grid):
         self._poll = poll
         self._first_poll = first_poll
 
+    @property
+    def inner(self) -> Grid:
+        """The grid this one delegates to (the handshake reads the engine's node registry)."""
+        return self._grid
+
     def set_run(self, run_id: int) -> None:
         self._grid.set_run(run_id)
 

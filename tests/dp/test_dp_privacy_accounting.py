@@ -108,6 +108,18 @@ def test_summary_and_table_cover_honest_clients_only() -> None:
     ]
 
 
+def test_summary_over_ten_thousand_clients_counts_the_untrained_as_zero() -> None:
+    ledger = ClientPrivacyLedger()
+    _record(ledger, 9_999, 1)
+    _record(ledger, 17, 2)
+    eps = ledger.epsilon(17, DELTA, method="shuffle")
+    summary = ledger.summary(range(10_000), delta=DELTA)
+    assert summary["epsilon_shuffle_max"] == eps > 0
+    assert summary["epsilon_shuffle_mean"] == pytest.approx(2 * eps / 10_000)
+    # Only trained clients listed: no zero enters the max or the mean.
+    assert ledger.summary([17], delta=DELTA)["epsilon_shuffle_mean"] == eps
+
+
 def test_no_noise_means_no_finite_epsilon_and_no_rounds_means_zero() -> None:
     ledger = ClientPrivacyLedger()
     assert ledger.epsilon(0, DELTA, method="poisson_rdp") == 0.0
