@@ -10,8 +10,8 @@ processes included, /proc sampled every 0.1 s, ``benchmarks/simulation.py``).
 
 First, without Ray: one sweep of the Simulation Engine's message extractor over N registered
 nodes with the round's messages waiting, then an idle one, Flower's own against
-``fedshield/engine_queue.py`` (Flower's polls every node every 0.1 s, so its sweep time is a
-floor under each round).
+``fedshield/message_dispatch.py`` (Flower's polls every node every 0.1 s, so its sweep time is a
+floor under each round; fedshield's scans the stored messages once, woken by each push).
 
 The round's work is fixed by the sampled clients (and their shard size: 60,000 / N examples
 each), never by N: the server contacts only the sampled nodes (``server/handshake.py``) and
@@ -41,7 +41,7 @@ from flwr.supercore.constant import FLWR_IN_MEMORY_DB_NAME  # noqa: E402
 
 from benchmarks.simulation import load, measure_command  # noqa: E402
 from common.results import atomic_write_text  # noqa: E402
-from fedshield.engine_queue import sweep  # noqa: E402
+from fedshield.message_dispatch import deliverable  # noqa: E402
 
 SAMPLED = 100
 
@@ -65,7 +65,8 @@ def _engine(num_nodes: int, pending: int) -> tuple[LinkState, dict[int, int]]:
 
 def extractor_row(num_nodes: int) -> str:
     """One sweep of the engine's extractor with a round's messages waiting, then idle: Flower's
-    (``vce_api.add_messages_to_queue``'s loop body) against ``fedshield.engine_queue.sweep``."""
+    (``vce_api.add_messages_to_queue``'s loop body) against fedshield's one scan
+    (``fedshield.message_dispatch.deliverable``)."""
     pending = min(SAMPLED, num_nodes)
     figures = []
     for ours in (False, True):
@@ -74,7 +75,8 @@ def extractor_row(num_nodes: int) -> str:
         for _ in range(2):  # the sweep that delivers, then an idle one
             start = time.perf_counter()
             if ours:
-                sweep(state, queue, nodes)
+                for message in deliverable(state, frozenset(nodes))[0]:
+                    queue.put(message)
             else:
                 for node_id in nodes:  # Flower's sweep
                     for message in state.get_message_ins(node_id=node_id, limit=1):

@@ -179,11 +179,9 @@ def run_session(
 
     from clients.app import app as client_app
     from clients.secagg import app as secagg_client_app
-    from fedshield.engine_queue import install as install_engine_queue
 
     # The clients' trust anchor, inherited by the Ray workers: never taken from a message.
     os.environ.update(ClientTrust.of(scenario.integrity, scenario.seed).environment())
-    install_engine_queue()  # the engine's extractor, by pending messages (10,000 clients)
     if not verbose:
         # fedshield reports failures itself, in one line; Flower would print tracebacks.
         logging.getLogger("flwr").setLevel(logging.CRITICAL)

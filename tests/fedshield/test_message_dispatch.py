@@ -13,17 +13,18 @@ from collections.abc import Iterator
 from queue import Empty, Queue
 
 import pytest
-from flwr.app import Message, RecordDict
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.common.date import now
 from flwr.common.typing import Run, RunStatus
 from flwr.server.grid.inmemory_grid import InMemoryGrid
+from flwr.server.superlink.fleet.vce import vce_api
 from flwr.server.superlink.fleet.vce.vce_api import _register_nodes
-from flwr.server.superlink.linkstate import LinkStateFactory
+from flwr.server.superlink.linkstate import InMemoryLinkState, LinkStateFactory
 from flwr.server.superlink.linkstate.in_memory_linkstate import RunRecord
 from flwr.supercore.constant import FLWR_IN_MEMORY_DB_NAME
 
 from fedshield import message_dispatch
-from fedshield.message_dispatch import deliverable, dispatch_messages
+from fedshield.message_dispatch import deliverable, dispatch_messages, install
 
 RUN_ID = 7
 
@@ -101,3 +102,70 @@ def test_expired_and_foreign_messages_are_not_delivered(
     assert deliverable(state, frozenset(outsider)) == ([], False)
     assert deliverable(state, frozenset(nodes)) == ([], False)
     assert expired.metadata.delivered_at == ""
+
+
+NUM_NODES = 2_000
+
+
+class _CountingState(InMemoryLinkState):
+    """Flower's in-memory link state, counting the per-node asks Flower's own loop makes."""
+
+    asks = 0
+
+    def get_message_ins(self, node_id: int, limit: int | None) -> list[Message]:
+        self.asks += 1
+        return super().get_message_ins(node_id, limit)
+
+
+def _large_engine() -> tuple[_CountingState, InMemoryGrid, dict[int, int]]:
+    factory = LinkStateFactory(FLWR_IN_MEMORY_DB_NAME)
+    factory.state_instance = state = _CountingState()
+    run_id = state.create_run(None, None, None, {}, ConfigRecord(), None)
+    nodes = _register_nodes(num_nodes=NUM_NODES, state_factory=factory)
+    grid = InMemoryGrid(state_factory=factory)
+    grid.set_run(run_id)
+    return state, grid, nodes
+
+
+def _push_to(grid: InMemoryGrid, destinations: list[int]) -> None:
+    grid.push_messages(
+        [
+            Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=node)
+            for node in destinations
+        ]
+    )
+
+
+def test_one_scan_takes_the_sampled_nodes_messages_without_asking_every_node() -> None:
+    state, grid, nodes = _large_engine()
+    by_partition = {partition: node for node, partition in nodes.items()}
+    sampled = [by_partition[p] for p in (7, 1_999, 3, 640)]
+    _push_to(grid, sampled)
+    out, held_back = deliverable(state, frozenset(nodes))
+    assert state.asks == 0  # Flower's loop asks all 2,000 nodes, each ask scanning the store
+    assert [m.metadata.dst_node_id for m in out] == sampled and not held_back  # push order
+    assert all(m.metadata.delivered_at != "" for m in out)
+    assert deliverable(state, frozenset(nodes)) == ([], False)  # delivered once
+
+
+def test_the_engine_uses_the_dispatcher_once_installed() -> None:
+    original = vce_api.add_messages_to_queue
+    try:
+        install()
+        assert vce_api.add_messages_to_queue is dispatch_messages
+        state, grid, nodes = _large_engine()
+        queue: Queue[Message] = Queue()
+        stop = threading.Event()
+        loop = threading.Thread(
+            target=vce_api.add_messages_to_queue, args=(state, queue, nodes, stop)
+        )
+        loop.start()
+        _push_to(grid, list(nodes)[:3])
+        received = [queue.get(timeout=10) for _ in range(3)]
+        stop.set()
+        _push_to(grid, list(nodes)[:1])  # wakes the loop, which then sees the stop
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+        assert [m.metadata.dst_node_id for m in received] == list(nodes)[:3]
+    finally:
+        vce_api.add_messages_to_queue = original
