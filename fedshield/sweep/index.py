@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from common.errors import ConfigError
 from common.results import atomic_write_json, read_json
+from common.schema import Scenario
 from fedshield.sweep.plan import Plan, PlannedCell
 
 INDEX = "sweep.json"
@@ -64,8 +67,7 @@ class SweepIndex:
             return False
         assert item.scenario is not None  # only valid cells are looked up
         wanted = item.scenario.model_dump(mode="json")
-        stored = read_json(scenario) if scenario.is_file() else None
-        if stored != wanted:
+        if stored_scenario(scenario) != wanted:
             raise ConfigError(
                 f"sweep: {directory} holds a finished run of a different scenario than the grid "
                 "now gives that cell; restore the grid or use another --out"
@@ -118,3 +120,17 @@ def fresh_run_dir(directory: Path) -> None:
     """An empty run directory: a half-done or failed attempt leaves nothing behind."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
+
+
+def stored_scenario(path: Path) -> dict[str, Any] | None:
+    """The scenario a run stored, read with this version's schema (None when unreadable).
+
+    A field added to the schema since the run reads as its default, so a sweep resumes across
+    an upgrade that only added settings; a changed value still differs.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return Scenario.model_validate(read_json(path)).model_dump(mode="json")
+    except (ValidationError, ValueError):
+        return None

@@ -104,6 +104,19 @@ def test_a_finished_run_of_another_scenario_is_never_overwritten(tmp_path: Path)
         _index(tmp_path)
 
 
+def test_a_run_stored_before_a_setting_was_added_still_counts_as_finished(
+    tmp_path: Path,
+) -> None:
+    # An upgrade added a section with defaults (here: the run predates `robustness`): the
+    # stored scenario, read with today's schema, is the one the grid asks for.
+    index = _index(tmp_path)
+    run_dir = _finish(index, 0)
+    stored = json.loads((run_dir / "scenario.json").read_text())
+    del stored["robustness"]
+    atomic_write_json(run_dir / "scenario.json", stored)
+    assert _index(tmp_path).status[index.plan.cells[0].cell.id] == "finished"
+
+
 def test_a_fresh_run_dir_drops_a_half_done_attempt(tmp_path: Path) -> None:
     run_dir = tmp_path / "cells" / "a"
     run_dir.mkdir(parents=True)
