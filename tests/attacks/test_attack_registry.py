@@ -122,9 +122,7 @@ def _images() -> tuple[NDArray[Any], NDArray[Any]]:
     return x, y
 
 
-@pytest.mark.parametrize(
-    "name", [n for n, (k, _) in EXPECTED.items() if k in ("data", "training")]
-)
+@pytest.mark.parametrize("name", [n for n, (k, _) in EXPECTED.items() if k in ("data", "training")])
 def test_data_attacks_leave_inputs_alone(name: str) -> None:
     x, y = _images()
     x_before, y_before = x.copy(), y.copy()
