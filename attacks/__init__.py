@@ -13,6 +13,7 @@ and ``update`` attacks, the server's adversary its ``collusion`` and ``transit``
 from __future__ import annotations
 
 from attacks import (
+    alter_min,
     backdoor_triggers,
     collusion,
     data_poisoning,
@@ -39,6 +40,7 @@ from attacks.base import (
 from attacks.forging import CollusionAttack, Forgery, RoundView
 from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
+from attacks.training import Trainer, TrainingAttack
 
 register_attack("none")(NoAttack)
 
@@ -55,8 +57,11 @@ __all__ = [
     "RoundView",
     "SuccessSet",
     "ThreatModel",
+    "Trainer",
+    "TrainingAttack",
     "TransitAttack",
     "UpdateAttack",
+    "alter_min",
     "attack_plan",
     "backdoor_triggers",
     "collusion",

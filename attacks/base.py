@@ -14,6 +14,8 @@ Kinds and who calls them (the kind is a declaration each attack class makes; onl
 * ``collusion`` (server side): :meth:`attacks.forging.CollusionAttack.forge` replaces the
   malicious updates of a round from a :class:`~attacks.forging.RoundView` cut to its threat model.
 * ``transit`` (on the wire, no keys): :meth:`TransitAttack.tamper` alters a weight message.
+* ``training`` (client side, threat model ``none``): :meth:`attacks.training.TrainingAttack.train`
+  runs the malicious client's own local training through a :class:`~attacks.training.Trainer`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Kind(StrEnum):
     UPDATE = "update"
     COLLUSION = "collusion"
     TRANSIT = "transit"
+    TRAINING = "training"
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -103,7 +106,7 @@ class NoAttack(Attack[NoParams]):
     >>> from attacks import attack_plan
     >>> from common.schema import AttackSpec
     >>> attack_plan(AttackSpec(type="none"))
-    AttackPlan(data=None, update=None, collusion=None, transit=None)
+    AttackPlan(data=None, update=None, collusion=None, transit=None, training=None)
     """
 
     kind = Kind.NONE

@@ -16,6 +16,7 @@ from typing import Any
 from attacks.base import DataAttack, Images, Kind, Labels, SuccessSet, TransitAttack, UpdateAttack
 from attacks.forging import CollusionAttack
 from attacks.registry import ATTACKS, get_attack
+from attacks.training import TrainingAttack
 from common.errors import ConfigError
 from common.schema import AttackSpec
 
@@ -31,10 +32,13 @@ class AttackPlan:
     update: UpdateAttack[Any] | None = None
     collusion: CollusionAttack[Any] | None = None
     transit: TransitAttack[Any] | None = None
+    training: TrainingAttack[Any] | None = None
 
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
-        """The data attack's success set (also when an update attack boosts it), else None."""
-        return self.data.success_set(x_test, y_test) if self.data is not None else None
+        """The data (or training) attack's success set (also when an update attack boosts it),
+        else None."""
+        measured = self.data if self.data is not None else self.training
+        return measured.success_set(x_test, y_test) if measured is not None else None
 
 
 def attack_plan(spec: AttackSpec) -> AttackPlan:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from clients.deployment import local_scenario, node_trust
 from clients.faults import draw_fault, expired, inject_fault
-from clients.poisoning import active_plan, poisoned_update, training_shard
+from clients.poisoning import active_plan, attacker_training, poisoned_update, training_shard
 from common import protocol as P
 from common.crypto.keys import ClientTrust, client_key
 from common.crypto.train_signing import check_train
@@ -98,7 +98,7 @@ def local_update(
     dp = scenario.dp.enabled and scenario.dp.mode == "local" and honest
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
-    outcome = train_locally(
+    outcome = attacker_training(plan, scenario, partition_id, model, base, seed) or train_locally(
         model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest
     )
     rng = derive_rng(scenario.seed, "update-attack", server_round, partition_id)

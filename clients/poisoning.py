@@ -1,7 +1,8 @@
 """A malicious client's own attacks: a data attack on its shard, then an update attack on its delta.
 
 The scenario's :class:`~attacks.plan.AttackPlan` says which of the two the client runs (both for
-model replacement: a backdoor whose update is boosted). Both steps are pure functions of the
+model replacement: a backdoor whose update is boosted); a training attack (``plan.training``)
+replaces the client's local training instead. Both steps are pure functions of the
 scenario, the client and the round's generator, so every worker that serves the client computes
 the same poisoned shard and the same poisoned update.
 """
@@ -9,12 +10,16 @@ the same poisoned shard and the same poisoned update.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 from numpy.typing import NDArray
 
 from attacks import AttackPlan, attack_plan
 from common.arrays import flatten, unflatten
 from common.attack_schedule import is_active
 from common.data.shards import client_shard, dataset_of, malicious_clients
+from common.learning.batching import poisson_sampling_rate
+from common.learning.poison_trainer import KerasTrainer
+from common.learning.training import TrainOutcome
 from common.schema import Scenario
 from common.seeding import derive_rng
 
@@ -70,3 +75,36 @@ def poisoned_update(
     delta = flatten(trained) - base_flat
     poisoned, reported = plan.update.poison_update(delta, num_examples, rng=rng)
     return unflatten(base_flat + poisoned, base), int(reported)
+
+
+def attacker_training(
+    plan: AttackPlan | None,
+    scenario: Scenario,
+    partition_id: int,
+    model: tf.keras.Model,
+    base: list[NDArray[np.float32]],
+    seed: int,
+) -> TrainOutcome | None:
+    """The round of a training attack (None when the plan has none): the attack drives
+    ``model``, loaded with ``base``, on the client's clean shard through a
+    :class:`~common.learning.poison_trainer.KerasTrainer`; its malicious samples come from the
+    same (seed, client) generator as a data attack's, so they are the same every round."""
+    if plan is None or plan.training is None:
+        return None
+    x, y = client_shard(scenario, partition_id)
+    trainer = KerasTrainer(model, scenario, seed)
+    trainer.load(flatten(base), reset_optimizer=True)
+    plan.training.train(
+        trainer,
+        x,
+        y,
+        num_classes=dataset_of(scenario).num_classes,
+        rng=derive_rng(scenario.seed, "poison", partition_id),
+        colluder=sorted(malicious_clients(scenario)).index(partition_id),
+    )
+    return TrainOutcome(
+        weights=unflatten(trainer.weights(), base),
+        mean_loss=trainer.loss(x, y),
+        local_steps=trainer.steps,
+        sampling_rate=poisson_sampling_rate(len(y), batch_size=scenario.train.batch_size),
+    )

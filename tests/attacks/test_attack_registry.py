@@ -50,6 +50,7 @@ EXPECTED = {
     "additive": ("transit", "none"),
     "swap_layer": ("transit", "none"),
     "replay": ("transit", "none"),
+    "alter_min": ("training", "none"),
 }
 # Parameters an attack needs to be built at all (all others have defaults).
 REQUIRED: dict[str, dict[str, Any]] = {"inflate_examples": {"factor": 3.0}}
@@ -75,7 +76,7 @@ def test_none_attack() -> None:
 
 def test_unknown_attack_lists_valid_names() -> None:
     with pytest.raises(
-        ConfigError, match=r"unknown attack 'alei'; valid: additive, alie, backdoor"
+        ConfigError, match=r"unknown attack 'alei'; valid: additive, alie, alter_min, backdoor"
     ):
         get_attack("alei")
 
@@ -121,7 +122,7 @@ def _images() -> tuple[NDArray[Any], NDArray[Any]]:
     return x, y
 
 
-@pytest.mark.parametrize("name", [n for n, (k, _) in EXPECTED.items() if k == "data"])
+@pytest.mark.parametrize("name", [n for n, (k, _) in EXPECTED.items() if k in ("data", "training")])
 def test_data_attacks_leave_inputs_alone(name: str) -> None:
     x, y = _images()
     x_before, y_before = x.copy(), y.copy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clients.poisoning import active_plan, poisoned_update, training_shard
+from clients.poisoning import active_plan, attacker_training, poisoned_update, training_shard
 from common.arrays import flatten
 from common.data.shards import client_shard, dataset_of, malicious_clients, partitions_of
 from common.learning.training import compiled_model, train_locally
@@ -101,3 +101,40 @@ def test_model_replacement_client_sends_its_backdoor_update_boosted_by_gamma() -
     # Without an update attack in the plan the trained weights go out untouched.
     unboosted, _ = poisoned_update(None, base, trained, len(y), np.random.default_rng(0))
     assert unboosted is trained
+
+
+def test_alter_min_client_trains_its_backdoor_and_leaves_honest_training_alone() -> None:
+    s = load_scenario("attack_alter_min", ["attack.params.epochs=2"])
+    (attacker,) = malicious_clients(s)
+    honest = next(p for p in range(s.data.num_clients) if p != attacker)
+    data = dataset_of(s)
+    model = compiled_model(s, data.input_shape, data.num_classes, dp=False)
+    base = [np.asarray(w, np.float32) for w in model.get_weights()]
+    clean_x, clean_y = client_shard(s, attacker)
+    before = train_locally(model, base, *client_shard(s, honest), scenario=s, seed=3, dp=False)
+
+    plan = active_plan(s, attacker, 1)
+    assert plan is not None and plan.training is not None and plan.data is None
+    # A training attack trains on the clean shard itself: no data attack rewrites it first.
+    x, y = training_shard(s, attacker, plan)
+    assert np.array_equal(x, clean_x) and np.array_equal(y, clean_y)
+    assert attacker_training(active_plan(s, honest, 1), s, honest, model, base, 3) is None
+    assert attacker_training(active_plan(s, attacker, 7), s, attacker, model, base, 3) is None
+
+    outcome = attacker_training(plan, s, attacker, model, base, 3)
+    assert outcome is not None and outcome.local_steps == 2 * 2 * 5  # anchor + stealth, 5 a epoch
+    honest_run = train_locally(model, base, clean_x, clean_y, scenario=s, seed=3, dp=False)
+    success = plan.success_set(clean_x, clean_y)
+    assert success is not None
+
+    def triggered_accuracy(weights: list[np.ndarray]) -> float:
+        model.set_weights(weights)
+        return float(np.mean(model.predict(success.x, verbose=0).argmax(1) == success.target))
+
+    # From the same global model, the attacker's round classifies its triggered images as the
+    # target far more often than honest training of its shard does.
+    assert triggered_accuracy(outcome.weights) > triggered_accuracy(honest_run.weights) + 0.5
+    # The shared cached model still runs the honest compiled round exactly as before.
+    after = train_locally(model, base, *client_shard(s, honest), scenario=s, seed=3, dp=False)
+    for a, b in zip(before.weights, after.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
