@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
+from attacks.recipes import TrainingRecipe
 from common.registry import NoParams, Params
 
 Images = NDArray[np.float32]
@@ -163,6 +164,11 @@ class DataAttack(Attack[P]):
     @abstractmethod
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
         """The images whose classification as the target is the attack's success, or None."""
+
+    def training(self) -> TrainingRecipe | None:
+        """How the malicious client trains on the poisoned shard when the attack changes that
+        too (:mod:`attacks.recipes`); None (the default): as an honest client does."""
+        return None
 
 
 class UpdateAttack(Attack[P]):

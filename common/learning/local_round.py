@@ -27,10 +27,15 @@ import tensorflow as tf
 from numpy.typing import NDArray
 
 StepFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+StepBuilder = Callable[[tf.keras.Model], StepFn]
 RoundFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
-# One traced round function per cached model: tracing costs about a second, a round milliseconds.
-_ROUNDS: weakref.WeakKeyDictionary[tf.keras.Model, RoundFn] = weakref.WeakKeyDictionary()
+# One traced round function per cached model and step builder (a poisoner's masked or
+# contrastive step is another builder on the same model): tracing costs about a second, a
+# round milliseconds.
+_ROUNDS: weakref.WeakKeyDictionary[tf.keras.Model, dict[StepBuilder, RoundFn]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def batch_loss(model: tf.keras.Model, y: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -82,22 +87,24 @@ def _round_function(model: tf.keras.Model, step: StepFn) -> RoundFn:
 
 def run_plan(
     model: tf.keras.Model,
-    step: Callable[[tf.keras.Model], StepFn],
+    step: StepBuilder,
     x: NDArray[np.float32],
     y: NDArray[np.int64],
     plan: Sequence[NDArray[np.int64]],
 ) -> NDArray[np.float32]:
     """Run every step of ``plan`` in one compiled call; return each step's batch loss.
 
-    ``step`` builds the model's step function (traced once per model and kept). The optimizer
-    is built before the first trace: its slot variables cannot be created inside the loop.
+    ``step`` builds the model's step function (traced once per model and builder, and kept).
+    The optimizer is built before the first trace: its slot variables cannot be created inside
+    the loop.
     """
     if not plan:
         return np.zeros(0, dtype=np.float32)
-    run = _ROUNDS.get(model)
+    rounds = _ROUNDS.setdefault(model, {})
+    run = rounds.get(step)
     if run is None:
         model.optimizer.build(model.trainable_variables)
-        run = _ROUNDS[model] = _round_function(model, step(model))
+        run = rounds[step] = _round_function(model, step(model))
     splits = np.zeros(len(plan) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in plan], out=splits[1:])
     losses = run(

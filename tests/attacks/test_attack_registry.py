@@ -31,6 +31,8 @@ EXPECTED = {
     "blended": ("data", "none"),
     "dba": ("data", "none"),
     "edge_case": ("data", "none"),
+    "neurotoxin": ("data", "none"),
+    "chameleon": ("data", "none"),
     "norm_projection": ("update", "none"),
     "sign_flip": ("update", "none"),
     "gaussian": ("update", "none"),
@@ -108,6 +110,10 @@ def test_unknown_param_is_one_line_error() -> None:
         ("optimal_ipm", {"evals": 0}, "evals"),
         ("additive", {"scale": 0.0}, "scale"),
         ("bit_flip", {"num_bits": 0}, "num_bits"),
+        ("neurotoxin", {"keep_ratio": 0.0}, "keep_ratio"),
+        ("neurotoxin", {"pgd_radius": -1.0}, "pgd_radius"),
+        ("chameleon", {"contrastive_epochs": 0}, "contrastive_epochs"),
+        ("chameleon", {"temperature": 0.0}, "temperature"),
     ],
 )
 def test_bounds_name_the_field(name: str, params: dict[str, Any], field: str) -> None:

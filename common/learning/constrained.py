@@ -1,0 +1,154 @@
+"""Constrained local steps for a poisoning client: a gradient mask and a projection onto a ball.
+
+Neurotoxin (Zhang et al., ICML 2022) multiplies every local gradient by a 0/1 mask before the
+optimizer sees it, so with SGD (and momentum, whose buffer only ever receives masked gradients)
+the weights move only where the mask is 1; its PGD step then projects the model onto the L2 ball
+of radius r around the global model w_t (the authors' ``s_norm``):
+
+    w <- w_t + (w - w_t) * min(1, r / ||w - w_t||_2)      over the whole flattened model.
+
+The masks and the anchors ``w_t`` are non-trainable variables kept outside the model (as
+FedProx's anchors are: a model attribute would become one of its weights), set once per client
+round by :func:`train_in_stages`; a stage's step is a :data:`StepBuilder` traced once per model.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import tensorflow as tf
+from numpy.typing import NDArray
+
+from common.learning.batching import batch_plan, poisson_sampling_rate
+from common.learning.local_round import StepBuilder, StepFn, batch_loss, run_plan
+from common.learning.proximal import anchor
+from common.learning.training import TrainOutcome, reset_optimizer
+
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    anchors: list[tf.Variable]
+    masks: list[tf.Variable]
+
+
+_STATE: weakref.WeakKeyDictionary[tf.keras.Model, _Constraint] = weakref.WeakKeyDictionary()
+
+
+def _state(model: tf.keras.Model) -> _Constraint:
+    state = _STATE.get(model)
+    if state is None:
+        weights = model.trainable_variables
+        state = _STATE[model] = _Constraint(
+            anchors=[tf.Variable(tf.identity(w), trainable=False) for w in weights],
+            masks=[tf.Variable(tf.ones_like(w), trainable=False) for w in weights],
+        )
+    return state
+
+
+def loss_gradient(
+    model: tf.keras.Model, x: NDArray[np.float32], y: NDArray[np.int64]
+) -> list[NDArray[np.float32]]:
+    """The gradient of the mean cross-entropy over ``(x, y)`` at the model's current weights,
+    one array per trainable variable (Neurotoxin's benign direction; no regulariser, as the
+    authors' ``grad_mask_cv`` takes the criterion's gradient alone)."""
+    with tf.GradientTape() as tape:
+        loss = model.loss(tf.constant(y), model(tf.constant(x), training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return [np.asarray(g, dtype=np.float32) for g in grads]
+
+
+def constrained_step(
+    model: tf.keras.Model, loss_fn: LossFn, trainable: Sequence[int], radius: float | None
+) -> StepFn:
+    """A step minimising ``loss_fn`` over the trainable variables at indices ``trainable``,
+    with their gradients masked, then the whole model projected onto the ball (when
+    ``radius``)."""
+    state = _state(model)
+    variables = model.trainable_variables
+
+    def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(x, y)
+        grads = tape.gradient(loss, [variables[i] for i in trainable], unconnected_gradients="zero")
+        model.optimizer.apply_gradients(
+            [(g * state.masks[i], variables[i]) for g, i in zip(grads, trainable, strict=True)]
+        )
+        if radius is not None:
+            deltas = [w - a for w, a in zip(variables, state.anchors, strict=True)]
+            norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(d)) for d in deltas]))
+            factor = tf.minimum(1.0, radius / tf.maximum(norm, 1e-12))
+            for w, a, d in zip(variables, state.anchors, deltas, strict=True):
+                w.assign(a + factor * d)
+        return loss
+
+    return step
+
+
+@cache
+def masked_stage(radius: float | None) -> StepBuilder:
+    """Neurotoxin's step: the model's own loss, every trainable variable, masked, projected.
+
+    Cached per radius, so the round function traced for a model is reused by later rounds.
+    """
+
+    def build(model: tf.keras.Model) -> StepFn:
+        def loss(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            return batch_loss(model, y, model(x, training=True))
+
+        return constrained_step(model, loss, range(len(model.trainable_variables)), radius)
+
+    return build
+
+
+def train_in_stages(
+    model: tf.keras.Model,
+    weights: Sequence[NDArray[np.float32]],
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    *,
+    stages: Sequence[tuple[StepBuilder, int]],
+    batch_size: int,
+    seed: int,
+    masks: Sequence[NDArray[np.bool_]] | None = None,
+) -> TrainOutcome:
+    """Load ``weights`` (the anchors of the projection), set the masks (all ones when None),
+    then run each ``(step builder, epochs)`` stage with a fresh optimizer state.
+
+    Every stage shuffles with one generator seeded by ``seed`` and keeps the last partial
+    batch, as honest non-private training does; the mean loss is over every step of every
+    stage.
+    """
+    model.set_weights(list(weights))
+    anchor(model)  # FedProx's w_t when the model has the term
+    state = _state(model)
+    for variable, source in zip(state.anchors, model.trainable_variables, strict=True):
+        variable.assign(source)
+    for i, variable in enumerate(state.masks):
+        variable.assign(tf.ones_like(variable) if masks is None else masks[i].astype(np.float32))
+    rng = np.random.default_rng(seed)
+    losses, steps = [], 0
+    for builder, epochs in stages:
+        reset_optimizer(model)
+        plan = batch_plan(
+            len(y),
+            batch_size=batch_size,
+            epochs=epochs,
+            rng=rng,
+            sampling="shuffle",
+            drop_remainder=False,
+        )
+        losses.append(run_plan(model, builder, x, y, plan))
+        steps += len(plan)
+    every = np.concatenate(losses) if losses else np.zeros(0, np.float32)
+    return TrainOutcome(
+        weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
+        mean_loss=float(np.mean(every, dtype=np.float64)) if every.size else float("nan"),
+        local_steps=steps,
+        sampling_rate=poisson_sampling_rate(len(y), batch_size=batch_size),
+    )
