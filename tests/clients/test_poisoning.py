@@ -10,6 +10,7 @@ from common.data.shards import client_shard, dataset_of, malicious_clients, part
 from common.learning.training import compiled_model, train_locally
 from common.schema import Scenario
 from scenarios.loader import load_scenario
+from server.app import initial_weights
 
 
 def _shard(s: Scenario, partition_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +110,8 @@ def test_alter_min_client_trains_its_backdoor_and_leaves_honest_training_alone()
     honest = next(p for p in range(s.data.num_clients) if p != attacker)
     data = dataset_of(s)
     model = compiled_model(s, data.input_shape, data.num_classes, dp=False)
-    base = [np.asarray(w, np.float32) for w in model.get_weights()]
+    # The run's own initial model: the cached model holds whatever an earlier test left in it.
+    base = initial_weights(s, data.input_shape, data.num_classes)
     clean_x, clean_y = client_shard(s, attacker)
     before = train_locally(model, base, *client_shard(s, honest), scenario=s, seed=3, dp=False)
 
