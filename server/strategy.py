@@ -46,6 +46,7 @@ from common.seeding import derive_rng
 from server.adversary import Adversary
 from server.decoding import DecodedReplies, decode_replies
 from server.guard import IntegrityGuard
+from server.inspection import ModelInspector
 from server.pseudonyms import pseudonyms
 from server.root_reference import RootReference
 from server.round import (
@@ -79,6 +80,7 @@ class FedshieldStrategy(FedAvg):
         sink: RoundSink,
         root: RootReference | None = None,
         observer: ReplyObserver | None = None,
+        inspector: ModelInspector | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -95,6 +97,7 @@ class FedshieldStrategy(FedAvg):
         self.sink = sink
         self.root = root
         self.observer = observer
+        self.inspector = inspector  # the model's layout (and DDifs) for LASA, DeepSight
         self.chain_state = chain.init(num_params)
         self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
         self._round = RoundResult(server_round=0, started=0.0, sampled=())
@@ -167,6 +170,7 @@ class FedshieldStrategy(FedAvg):
                 else None
             )
         updates = RoundUpdates.stack(decoded.replies, self._global)
+        self._inspection = self.inspector.inspection(self._global) if self.inspector else None
         with clock.step("attack"):
             updates, attack = self._attack(server_round, updates, rng, reference)
         if self.observer is not None:  # what arrived, before the gate (server.inversion)
@@ -220,6 +224,7 @@ class FedshieldStrategy(FedAvg):
             rng,
             reference,
             partial(self._shuffle, server_round),
+            inspection=self._inspection,
             client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
         )
         updates, attack = self.adversary.collude(
@@ -280,6 +285,7 @@ class FedshieldStrategy(FedAvg):
                 rng=rng,
                 reference=reference,
                 client_ids=self._pseudonyms[[updates.replies[i].partition_id for i in order]],
+                inspection=self._inspection,
             )
         except AggregationError as err:
             return self._global, str(err)

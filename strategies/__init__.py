@@ -19,10 +19,12 @@ from strategies import (
     averaging,
     clustering,
     coordinatewise,
+    deepsight,
     filtering,
     flame,
     foolsgold,
     iterative,
+    lasa,
     pre_aggregators,
     selection,
     server_opt,
@@ -40,10 +42,11 @@ from strategies.base import (
     RuleStage,
     ServerStage,
     Updates,
-    as_aggregator,
 )
 from strategies.chain import Chain
+from strategies.layout import Inspection, Layout
 from strategies.registries import AGGREGATORS, PRE_AGGREGATORS, SERVER_OPTIMIZERS
+from strategies.view import as_aggregator
 
 __all__ = [
     "AGGREGATORS",
@@ -59,6 +62,8 @@ __all__ = [
     "RuleStage",
     "ServerStage",
     "Updates",
+    "Inspection",
+    "Layout",
     "as_aggregator",
     "build_chain",
     "get_aggregator",
@@ -68,10 +73,12 @@ __all__ = [
     "averaging",
     "clustering",
     "coordinatewise",
+    "deepsight",
     "filtering",
     "flame",
     "foolsgold",
     "iterative",
+    "lasa",
     "pre_aggregators",
     "selection",
     "server_opt",
