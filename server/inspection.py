@@ -41,7 +41,11 @@ class ModelInspector:
         self.seed = scenario.seed
         self.input_shape = dataset.input_shape
         model = build_model(scenario.model.name, dataset.input_shape, dataset.num_classes)
-        names = [w.name for w in model.weights]
+        names = [  # "2:Dense/kernel": stable, unlike Keras's counted layer names
+            f"{i}:{type(layer).__name__}/{w.name.split('/')[-1].split(':')[0]}"
+            for i, layer in enumerate(model.layers)
+            for w in layer.weights
+        ]
         self.layout = Layout.of(weights, names if len(names) == len(weights) else ())
         self.model = model if ddifs else None
         self._noise: dict[tuple[int, int], NDArray[np.float32]] = {}
