@@ -11,7 +11,7 @@ from scenarios.loader import load_scenario
 from server.app import initial_weights
 from server.inspection import ModelInspector, model_inspector
 from strategies import build_chain
-from tests.server._round import GRID, client_reply, make_strategy
+from tests.server._round import GRID, client_reply, make_strategy, partition_of
 
 SCENARIO = load_scenario("quickstart")
 DATASET = dataset_of(SCENARIO)
@@ -70,3 +70,27 @@ def test_the_strategy_hands_the_rule_the_models_layout() -> None:
         assert result.skipped is None
         step = flatten(arrays.to_numpy_ndarrays()) - flatten(WEIGHTS)
         np.testing.assert_allclose(step, delta, rtol=1e-4, atol=1e-7)
+
+
+def test_deepsight_runs_on_the_servers_model_and_drops_a_bias_boosting_cluster() -> None:
+    # Partitions 0-4 send one small random delta h (every output neuron's energy alike: TE
+    # about 10); 5-9 send +5 on class 0's output bias only (NEUP (1, 0, ..): TE 1, suspicious
+    # under the boundary median / 2). Each view sees two groups of 5 copies: two clusters, the
+    # boosting one all suspicious. The median norm (||h|| + 5) / 2 leaves h unclipped: step h.
+    chain = build_chain("deepsight", {"num_samples": 2000})
+    inspector = model_inspector(chain, SCENARIO, DATASET, WEIGHTS)
+    strategy = make_strategy(SCENARIO, chain, num_params=D, inspector=inspector)
+    honest = np.random.default_rng(1).normal(0.0, 0.01, D).astype(np.float32)
+    boost = np.zeros(D, dtype=np.float32)
+    boost[D - 10] = 5.0
+    base = flatten(WEIGHTS)
+    sent = list(strategy.configure_train(1, ArrayRecord(WEIGHTS), ConfigRecord(), GRID))
+    replies = [
+        client_reply(m, unflatten(base + (honest if partition_of(m) < 5 else boost), WEIGHTS))
+        for m in sent
+    ]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    result = strategy.sink.take(1)
+    assert arrays is not None and result is not None and result.skipped is None
+    step = flatten(arrays.to_numpy_ndarrays()) - base
+    np.testing.assert_allclose(step, honest, rtol=1e-4, atol=1e-6)
