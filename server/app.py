@@ -31,6 +31,7 @@ from server.crfl_probe import CertificationProbe, certification_probe
 from server.evaluation import Evaluator
 from server.guard import IntegrityGuard
 from server.handshake import discover_partitions
+from server.inspection import model_inspector
 from server.inversion.observer import CuriousServer
 from server.privacy import PrivacyTracker
 from server.privacy_accounting import wrap_central_dp
@@ -153,6 +154,7 @@ def serve(
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
         observer=curious,
+        inspector=model_inspector(chain, scenario, dataset, weights),
     )
     if guard is not None and resume is None:
         weights = guard.start(weights, shard_sizes=shard_sizes)

@@ -34,8 +34,9 @@ from strategies.base import (
     Counts,
     Rule,
     Updates,
-    as_aggregator,
 )
+from strategies.layout import Inspection
+from strategies.view import as_aggregator
 
 
 def sample_partitions(
@@ -190,6 +191,8 @@ class ChainView:
     """The server's seeded permutation of n rows, applied before its rule runs."""
     positions: tuple[int, ...] | None = None
     """Index among the round's replies of each row of a call (set with :meth:`placed`)."""
+    inspection: Inspection | None = None
+    """The model's layout (and output probe) for a rule that inspects the model (LASA)."""
     client_ids: ClientIds | None = None
     """The pseudonymous id of each of the round's replies: a call placed in the server's
     order gets them too (FoolsGold); an unplaced call to such a rule fails in one line."""
@@ -200,13 +203,24 @@ class ChainView:
 
     def __post_init__(self) -> None:
         # A snapshot: the server goes on to draw from the generator it passed in.
-        view = as_aggregator(self.chain, self.state, rng=self.rng, reference=self.reference)
+        view = as_aggregator(
+            self.chain,
+            self.state,
+            rng=self.rng,
+            reference=self.reference,
+            inspection=self.inspection,
+        )
         object.__setattr__(self, "_view", view)
         placed = None
         if self.client_ids is not None and self.shuffle is not None:
             ids = self.client_ids[self.shuffle(len(self.client_ids))]
             placed = as_aggregator(
-                self.chain, self.state, rng=self.rng, reference=self.reference, client_ids=ids
+                self.chain,
+                self.state,
+                rng=self.rng,
+                reference=self.reference,
+                client_ids=ids,
+                inspection=self.inspection,
             )
         object.__setattr__(self, "_placed_view", placed)
 

@@ -47,6 +47,7 @@ from server.adversary import Adversary
 from server.crfl import CRFLTraining
 from server.decoding import DecodedReplies, decode_replies
 from server.guard import IntegrityGuard
+from server.inspection import ModelInspector
 from server.pseudonyms import pseudonyms
 from server.root_reference import RootReference
 from server.round import (
@@ -80,6 +81,7 @@ class FedshieldStrategy(FedAvg):
         sink: RoundSink,
         root: RootReference | None = None,
         observer: ReplyObserver | None = None,
+        inspector: ModelInspector | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -96,6 +98,7 @@ class FedshieldStrategy(FedAvg):
         self.sink = sink
         self.root = root
         self.observer = observer
+        self.inspector = inspector  # the model's layout (and DDifs) for LASA, DeepSight
         self.chain_state = chain.init(num_params)
         self.crfl = CRFLTraining(scenario.crfl, scenario.seed) if scenario.crfl.enabled else None
         self._pseudonyms = pseudonyms(scenario.seed, scenario.data.num_clients)
@@ -130,13 +133,10 @@ class FedshieldStrategy(FedAvg):
             sent = self.adversary.downlink(server_round, partition_id, self._global)
             payload = arrays if sent is self._global else ArrayRecord(sent)
             node = self.nodes[partition_id]
-            signed = (  # the whole message a client obeys, for this recipient only
-                config
-                if self.guard is None
-                else ConfigRecord(
-                    {**config, **self.guard.train_signature(server_round, node, config)}
-                )
-            )
+            signed = config  # the whole message a client obeys, for this recipient only
+            if self.guard is not None:
+                signature = self.guard.train_signature(server_round, node, config)
+                signed = ConfigRecord({**config, **signature})
             messages.append(
                 Message(
                     content=RecordDict({P.ARRAYS: payload, P.CONFIG: signed}),
@@ -169,6 +169,7 @@ class FedshieldStrategy(FedAvg):
                 else None
             )
         updates = RoundUpdates.stack(decoded.replies, self._global)
+        self._inspection = self.inspector.inspection(self._global) if self.inspector else None
         with clock.step("attack"):
             updates, attack = self._attack(server_round, updates, rng, reference)
         if self.observer is not None:  # what arrived, before the gate (server.inversion)
@@ -224,6 +225,7 @@ class FedshieldStrategy(FedAvg):
             rng,
             reference,
             partial(self._shuffle, server_round),
+            inspection=self._inspection,
             client_ids=self._pseudonyms[[r.partition_id for r in updates.replies]],
         )
         updates, attack = self.adversary.collude(
@@ -284,6 +286,7 @@ class FedshieldStrategy(FedAvg):
                 rng=rng,
                 reference=reference,
                 client_ids=self._pseudonyms[[updates.replies[i].partition_id for i in order]],
+                inspection=self._inspection,
             )
         except AggregationError as err:
             return self._global, str(err)

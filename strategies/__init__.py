@@ -19,11 +19,13 @@ from strategies import (
     averaging,
     clustering,
     coordinatewise,
+    deepsight,
     filtering,
     flame,
     fldetector,
     foolsgold,
     iterative,
+    lasa,
     pre_aggregators,
     selection,
     server_opt,
@@ -41,10 +43,11 @@ from strategies.base import (
     RuleStage,
     ServerStage,
     Updates,
-    as_aggregator,
 )
 from strategies.chain import Chain
+from strategies.layout import Inspection, Layout
 from strategies.registries import AGGREGATORS, PRE_AGGREGATORS, SERVER_OPTIMIZERS
+from strategies.view import as_aggregator
 
 __all__ = [
     "AGGREGATORS",
@@ -60,6 +63,8 @@ __all__ = [
     "RuleStage",
     "ServerStage",
     "Updates",
+    "Inspection",
+    "Layout",
     "as_aggregator",
     "build_chain",
     "get_aggregator",
@@ -69,11 +74,13 @@ __all__ = [
     "averaging",
     "clustering",
     "coordinatewise",
+    "deepsight",
     "filtering",
     "flame",
     "fldetector",
     "foolsgold",
     "iterative",
+    "lasa",
     "pre_aggregators",
     "selection",
     "server_opt",

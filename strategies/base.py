@@ -16,16 +16,18 @@ the tuple of its stages' states, so a run can be checkpointed and replayed.
 
 from __future__ import annotations
 
-import copy
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from common.errors import AggregationError
 from common.registry import Params
+
+if TYPE_CHECKING:
+    from strategies.layout import Inspection
 
 Updates = NDArray[np.floating[Any]]
 """``(n_clients, n_params)`` stacked update deltas (client weights minus global weights)."""
@@ -226,6 +228,14 @@ class Rule(Protocol):
         """Whether :meth:`update` needs ``client_ids=`` (per-client state, FoolsGold)."""
         ...
 
+    def needs_layout(self) -> bool:
+        """Whether :meth:`update` needs ``inspection=`` (the model's layout: LASA, DeepSight)."""
+        ...
+
+    def needs_ddifs(self) -> bool:
+        """Whether that inspection must carry the output probe too (DeepSight)."""
+        ...
+
     def init(self, num_params: int) -> ChainState:
         """The state before round 1: one frozen state per stage."""
         ...
@@ -239,51 +249,19 @@ class Rule(Protocol):
         rng: np.random.Generator,
         reference: Aggregate | None = None,
         client_ids: ClientIds | None = None,
+        inspection: Inspection | None = None,
     ) -> tuple[Aggregate, ChainState]:
         """Aggregate one round; return the aggregate and the next state."""
         ...
 
     def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        *,
+        reference: Aggregate | None = None,
+        inspection: Inspection | None = None,
     ) -> Aggregate:
         """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)`` (and, for a rule
         that needs them, the row indices as client ids: one round has no history)."""
         ...
-
-
-def as_aggregator(
-    rule: Rule,
-    state: ChainState,
-    *,
-    rng: np.random.Generator,
-    reference: Aggregate | None = None,
-    client_ids: ClientIds | None = None,
-) -> Callable[[Updates, Counts], Aggregate]:
-    """A read-only view of a deployed ``rule`` at its current ``state``: what an omniscient
-    adversary sees.
-
-    Each call runs ``rule.update`` with ``state`` and a fresh deep copy of ``rng`` as it was
-    when the view was made, so every candidate forgery is scored against exactly what the
-    server will compute this round, and it returns the aggregate only: the new state is
-    discarded, and neither ``state`` (frozen) nor the caller's generator ever changes.
-
-    Examples
-    --------
-    >>> import numpy as np, strategies
-    >>> rule = strategies.get_aggregator("centered_clipping", radius=1.0)
-    >>> state = rule.init(1)
-    >>> view = as_aggregator(rule, state, rng=np.random.default_rng(0))
-    >>> view(np.array([[3.0], [3.0]]), np.ones(2, dtype=np.int64))
-    array([1.])
-    >>> view(np.array([[3.0], [3.0]]), np.ones(2, dtype=np.int64))  # state unchanged
-    array([1.])
-    """
-    snapshot = copy.deepcopy(rng)
-
-    def aggregate(updates: Updates, num_examples: Counts) -> Aggregate:
-        generator = copy.deepcopy(snapshot)
-        return rule.update(
-            updates, num_examples, state, rng=generator, reference=reference, client_ids=client_ids
-        )[0]
-
-    return aggregate

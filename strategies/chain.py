@@ -22,6 +22,7 @@ from strategies.base import (
     Updates,
 )
 from strategies.checks import check_client_ids, check_reference, check_round
+from strategies.layout import InspectingRule, Inspection, check_inspection
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class Chain:
     def needs_client_ids(self) -> bool:
         return self.rule.needs_client_ids
 
+    def needs_layout(self) -> bool:
+        return isinstance(self.rule, InspectingRule)
+
+    def needs_ddifs(self) -> bool:
+        return isinstance(self.rule, InspectingRule) and self.rule.needs_ddifs
+
     def __post_init__(self) -> None:
         if self.rule.needs_client_ids and self.pre:
             raise ConfigError(
@@ -78,9 +85,11 @@ class Chain:
         rng: np.random.Generator,
         reference: Aggregate | None = None,
         client_ids: ClientIds | None = None,
+        inspection: Inspection | None = None,
     ) -> tuple[Aggregate, ChainState]:
         """Aggregate one round; return the aggregate and the next state (one per stage).
-        ``client_ids`` (pseudonymous, stable across rounds) reach a rule that needs them."""
+        ``client_ids`` (pseudonymous, stable across rounds) and ``inspection`` (the model's
+        layout) reach a rule that needs them."""
         bound = "strictest stage" if self.pre else self.rule.bound
         check_round(self.name, updates, num_examples, self.min_clients(), bound)
         stages = len(self.pre) + 1 + len(self.post)
@@ -98,7 +107,13 @@ class Chain:
             )
             next_states.append(stage_state)
         rule_at = len(self.pre)
-        if isinstance(self.rule, IdentifiedRule):
+        if isinstance(self.rule, InspectingRule):
+            checked = check_inspection(
+                self.name, inspection, updates.shape[1], self.rule.needs_ddifs
+            )
+            aggregate = self.rule.update_inspected(updates, num_examples, inspection=checked)
+            rule_state = state[rule_at]
+        elif isinstance(self.rule, IdentifiedRule):
             ids = check_client_ids(self.name, client_ids, updates.shape[0])
             aggregate, rule_state = self.rule.update_identified(
                 updates, num_examples, state[rule_at], client_ids=ids, rng=rng
@@ -114,7 +129,12 @@ class Chain:
         return aggregate, tuple(next_states)
 
     def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        *,
+        reference: Aggregate | None = None,
+        inspection: Inspection | None = None,
     ) -> Aggregate:
         """One :meth:`update` from :meth:`init` with ``rng=default_rng(0)``."""
         state = self.init(updates.shape[1] if updates.ndim == 2 else 0)
@@ -126,4 +146,5 @@ class Chain:
             rng=np.random.default_rng(0),
             reference=reference,
             client_ids=ids,
+            inspection=inspection,
         )[0]

@@ -19,6 +19,7 @@ from common.crypto.signing import KeyPair
 from common.schema import Scenario
 from server.adversary import Adversary
 from server.guard import IntegrityGuard
+from server.inspection import ModelInspector
 from server.root_reference import RootReference
 from server.round import RoundResult, RoundSink
 from server.strategy import FedshieldStrategy
@@ -39,6 +40,7 @@ def make_strategy(
     malicious: frozenset[int] = frozenset(),
     guard: IntegrityGuard | None = None,
     root: RootReference | None = None,
+    inspector: ModelInspector | None = None,
 ) -> FedshieldStrategy:
     return FedshieldStrategy(
         scenario=scenario,
@@ -49,6 +51,7 @@ def make_strategy(
         guard=guard,
         sink=RoundSink(),
         root=root,
+        inspector=inspector,
     )
 
 

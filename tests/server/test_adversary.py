@@ -21,6 +21,7 @@ from scenarios.loader import load_scenario
 from server.round import ChainView
 from strategies import build_chain
 from strategies.base import Aggregate, ChainState, Counts, Rule, Updates
+from strategies.layout import Inspection
 from tests.server._round import make_strategy, play_round
 
 BASE = [np.zeros((3, 4), np.float32), np.zeros(4, np.float32)]
@@ -121,6 +122,12 @@ class FirstRow:
     def needs_client_ids(self) -> bool:
         return False
 
+    def needs_layout(self) -> bool:
+        return False
+
+    def needs_ddifs(self) -> bool:
+        return False
+
     def init(self, num_params: int) -> ChainState:
         return ()
 
@@ -133,12 +140,18 @@ class FirstRow:
         rng: np.random.Generator,
         reference: Aggregate | None = None,
         client_ids: NDArray[np.int64] | None = None,
+        inspection: Inspection | None = None,
     ) -> tuple[Aggregate, ChainState]:
         self.seen.append(np.array(updates))
         return np.array(updates[0]), state
 
     def __call__(
-        self, updates: Updates, num_examples: Counts, *, reference: Aggregate | None = None
+        self,
+        updates: Updates,
+        num_examples: Counts,
+        *,
+        reference: Aggregate | None = None,
+        inspection: Inspection | None = None,
     ) -> Aggregate:
         return self.update(updates, num_examples, (), rng=np.random.default_rng(0))[0]
 

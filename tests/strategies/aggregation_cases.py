@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 import strategies
 from strategies.base import ChainState, Rule
+from strategies.layout import Inspection, Layout
 
 NUM_BYZANTINE = 2
 
@@ -34,7 +35,7 @@ class Case:
 
     def build(self) -> Rule:
         rule = strategies.build_chain(self.name, self.params, self.pre)
-        needs = rule.needs_reference() or rule.needs_client_ids()
+        needs = rule.needs_reference() or rule.needs_client_ids() or rule.needs_layout()
         return ServerInputs(rule) if needs else rule
 
 
@@ -46,7 +47,8 @@ class ServerInputs:
     The reference (FLTrust): the mean of the updates, what a server whose root data look
     like the clients' would compute; the mean is taken in float64, then rounded to the
     updates' dtype, like a real reference. Client ids (FoolsGold): row i is client i, every
-    round; a test that permutes rows passes the permuted ids itself."""
+    round; a test that permutes rows passes the permuted ids itself. The model (LASA,
+    DeepSight): :func:`tempered_softmax_inspection`."""
 
     rule: Rule
 
@@ -63,6 +65,12 @@ class ServerInputs:
     def needs_client_ids(self) -> bool:
         return self.rule.needs_client_ids()
 
+    def needs_layout(self) -> bool:
+        return self.rule.needs_layout()
+
+    def needs_ddifs(self) -> bool:
+        return self.rule.needs_ddifs()
+
     def init(self, num_params: int) -> ChainState:
         return self.rule.init(num_params)
 
@@ -75,13 +83,22 @@ class ServerInputs:
         rng: np.random.Generator,
         reference: NDArray[np.floating[Any]] | None = None,
         client_ids: NDArray[np.int64] | None = None,
+        inspection: Inspection | None = None,
     ) -> tuple[NDArray[np.floating[Any]], ChainState]:
         if reference is None and updates.ndim == 2 and self.rule.needs_reference():
             reference = updates.mean(axis=0, dtype=np.float64).astype(updates.dtype)
         if client_ids is None and updates.ndim == 2:
             client_ids = np.arange(updates.shape[0])
+        if inspection is None and updates.ndim == 2 and self.rule.needs_layout():
+            inspection = tempered_softmax_inspection(updates.shape[1])
         return self.rule.update(
-            updates, num_examples, state, rng=rng, reference=reference, client_ids=client_ids
+            updates,
+            num_examples,
+            state,
+            rng=rng,
+            reference=reference,
+            client_ids=client_ids,
+            inspection=inspection,
         )
 
     def __call__(
@@ -90,10 +107,40 @@ class ServerInputs:
         num_examples: NDArray[np.int64],
         *,
         reference: NDArray[np.floating[Any]] | None = None,
+        inspection: Inspection | None = None,
     ) -> NDArray[np.floating[Any]]:
         state = self.init(updates.shape[1] if updates.ndim == 2 else 0)
         rng = np.random.default_rng(0)
-        return self.update(updates, num_examples, state, rng=rng, reference=reference)[0]
+        return self.update(
+            updates, num_examples, state, rng=rng, reference=reference, inspection=inspection
+        )[0]
+
+
+def tempered_softmax_inspection(d: int) -> Inspection:
+    """The inspection of a real model with ``d >= 7`` parameters, at global weights 0: a
+    Dense softmax layer on 2 inputs (kernel (2, 2), bias (2,)) whose logits are scaled by
+    ``1 + sum(t)``, t its first tensor ``(d - 6,)`` (a learned temperature); the DDifs are
+    computed from it in numpy on uniform noise, as the server does with its Keras model."""
+    layout = Layout(((d - 6,), (2, 2), (2,)))
+    t_at, kernel_at, bias_at = layout.slices()
+
+    def probabilities(flat: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+        logits = (1.0 + flat[t_at].sum()) * (x @ flat[kernel_at].reshape(2, 2) + flat[bias_at])
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    def ddifs(
+        updates: NDArray[np.floating[Any]], num_seeds: int, num_samples: int, epsilon: float
+    ) -> NDArray[np.float64]:
+        out = np.empty((num_seeds, updates.shape[0], 2))
+        for seed in range(num_seeds):
+            x = np.random.default_rng(seed).random((num_samples, 2))
+            base = probabilities(np.zeros(d), x) + epsilon
+            for i, row in enumerate(updates.astype(np.float64)):
+                out[seed, i] = (probabilities(row, x) / base).mean(axis=0)
+        return out
+
+    return Inspection(layout, ddifs)
 
 
 F = {"num_byzantine": NUM_BYZANTINE}
@@ -123,6 +170,9 @@ RULE_CASES = [
     Case("auror", {"indicative_threshold": 0.1}),  # some of the 7 coordinates are indicative
     # window 1: scoring from round 3 and detection with it, so the multi-round tests see both.
     Case("fldetector", {"window": 1}),
+    Case("lasa", {"sparsity": 0.0}),
+    Case("lasa", {"sparsity": 0.5}),  # of the 4 kernel entries, only the largest is kept
+    Case("deepsight", {"num_samples": 64}),  # the model: tempered_softmax_inspection
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),

@@ -1,0 +1,103 @@
+"""The model inspection a layer-aware rule reads (:class:`strategies.layout.Inspection`).
+
+LASA filters tensor by tensor and DeepSight reads the output layer, so both need the layout of
+the flat update: built once from the global model's arrays. DeepSight also needs the division
+differences (DDifs, Rieger et al. 2022) of every local model: the mean over uniform-noise
+inputs of its softmax outputs divided by the global model's. A numpy rule cannot run the
+model, so the server does, in :meth:`ModelInspector.ddifs`, on whatever rows the rule is given
+(the round's updates, or an omniscient attacker's candidates through the chain view). The noise
+sets are drawn once per seed index from the scenario seed and reused every round, as FLPoison
+draws them once with seeds 0, 1, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import numpy as np
+from numpy.typing import NDArray
+
+from common.arrays import flatten, unflatten
+from common.data.datasets import Dataset
+from common.learning.models import build_model
+from common.schema import Scenario
+from common.seeding import derive_rng
+from strategies.base import Rule, Updates
+from strategies.layout import Inspection, Layout
+
+
+class ModelInspector:
+    """The layout of the global model and, when the rule needs them, its DDif probe."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        dataset: Dataset,
+        weights: Sequence[NDArray[np.float32]],
+        *,
+        ddifs: bool,
+    ) -> None:
+        self.seed = scenario.seed
+        self.input_shape = dataset.input_shape
+        model = build_model(scenario.model.name, dataset.input_shape, dataset.num_classes)
+        names = [  # "2:Dense/kernel": stable, unlike Keras's counted layer names
+            f"{i}:{type(layer).__name__}/{w.name.split('/')[-1].split(':')[0]}"
+            for i, layer in enumerate(model.layers)
+            for w in layer.weights
+        ]
+        self.layout = Layout.of(weights, names if len(names) == len(weights) else ())
+        self.model = model if ddifs else None
+        self._noise: dict[tuple[int, int], NDArray[np.float32]] = {}
+
+    def inspection(self, global_weights: Sequence[NDArray[np.float32]]) -> Inspection:
+        """This round's inspection: the layout, and the probe around ``global_weights``."""
+        if self.model is None:
+            return Inspection(self.layout)
+        return Inspection(self.layout, partial(self.ddifs, list(global_weights)))
+
+    def noise(self, seed: int, num_samples: int) -> NDArray[np.float32]:
+        """Noise set ``seed``: uniform [0, 1) inputs (the data sets' pixel range)."""
+        key = (seed, num_samples)
+        if key not in self._noise:
+            rng = derive_rng(self.seed, "deepsight-noise", seed)
+            self._noise[key] = rng.random((num_samples, *self.input_shape), dtype=np.float32)
+        return self._noise[key]
+
+    def ddifs(
+        self,
+        global_weights: list[NDArray[np.float32]],
+        updates: Updates,
+        num_seeds: int,
+        num_samples: int,
+        epsilon: float,
+    ) -> NDArray[np.float64]:
+        """``(num_seeds, n, classes)``: per noise set and row, the mean over the inputs of the
+        local model's probabilities over the global model's (plus ``epsilon``)."""
+        assert self.model is not None
+        base = flatten(global_weights)
+        noises = [self.noise(seed, num_samples) for seed in range(num_seeds)]
+        self.model.set_weights(global_weights)
+        denominators = [self._probabilities(x) + epsilon for x in noises]
+        out = np.empty((num_seeds, updates.shape[0], denominators[0].shape[1]))
+        for i, row in enumerate(updates):
+            self.model.set_weights(unflatten(base + row.astype(np.float32), global_weights))
+            for s, (x, denominator) in enumerate(zip(noises, denominators, strict=True)):
+                out[s, i] = (self._probabilities(x) / denominator).mean(axis=0)
+        return out
+
+    def _probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        assert self.model is not None
+        return np.asarray(self.model(x, training=False), dtype=np.float64)
+
+
+def model_inspector(
+    chain: Rule,
+    scenario: Scenario,
+    dataset: Dataset,
+    weights: Sequence[NDArray[np.float32]],
+) -> ModelInspector | None:
+    """The inspector a chain whose rule reads the model needs (None for every other rule)."""
+    if not chain.needs_layout():
+        return None
+    return ModelInspector(scenario, dataset, weights, ddifs=chain.needs_ddifs())
