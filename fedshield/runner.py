@@ -165,9 +165,15 @@ def run_session(
     server_failed: Callable[[], bool],
     verbose: bool,
     ray_address: str | None = None,
+    pool_size: int | None = None,
+    check: bool = True,
 ) -> Stops:
     """One Flower simulation of ``server_app`` on a private Ray (or the cluster at
     ``ray_address``); returns what stopped it.
+
+    ``pool_size`` caps the session's client actors (None: as many as the Ray instance holds;
+    a sweep's concurrent sessions share a cluster); ``check=False`` skips the cluster's start-up
+    check (a sweep runs it once for all its sessions).
 
     ``scenario`` decides what the session's virtual clients are: their number, their resources
     and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
@@ -200,7 +206,7 @@ def run_session(
                 server_app=server_app,
                 client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
-                backend_name=register_watched_backend(on_engine_failure),
+                backend_name=register_watched_backend(on_engine_failure, pool_size),
                 backend_config=backend_config(scenario),
                 verbose_logging=verbose,
             )
@@ -209,7 +215,9 @@ def run_session(
                 stops.engine_errors.append(err)
 
     with (
-        ray_for_run(scenario, ray_address, ray_init_args(scenario, verbose), verbose=verbose),
+        ray_for_run(
+            scenario, ray_address, ray_init_args(scenario, verbose), verbose=verbose, check=check
+        ),
         stop_on_signals(on_signal),
     ):
         _await_engine(run_in_thread(simulate), stop)
