@@ -168,12 +168,8 @@ def run_session(
     pool_size: int | None = None,
     check: bool = True,
 ) -> Stops:
-    """One Flower simulation of ``server_app`` on a private Ray (or the cluster at
-    ``ray_address``); returns what stopped it.
-
-    ``pool_size`` caps the session's client actors (None: as many as the Ray instance holds;
-    a sweep's concurrent sessions share a cluster); ``check=False`` skips the cluster's start-up
-    check (a sweep runs it once for all its sessions).
+    """One Flower simulation of ``server_app`` on a private Ray or the cluster at ``ray_address``
+    (checked unless ``check`` is off; at most ``pool_size`` client actors); what stopped it.
 
     ``scenario`` decides what the session's virtual clients are: their number, their resources
     and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
@@ -214,10 +210,9 @@ def run_session(
             if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
+    init_args = ray_init_args(scenario, verbose)
     with (
-        ray_for_run(
-            scenario, ray_address, ray_init_args(scenario, verbose), verbose=verbose, check=check
-        ),
+        ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check),
         stop_on_signals(on_signal),
     ):
         _await_engine(run_in_thread(simulate), stop)
