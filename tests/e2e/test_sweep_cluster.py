@@ -112,7 +112,12 @@ def test_a_sweep_on_a_cluster_runs_groups_at_once_with_the_same_metrics(
     assert stdout[0].startswith("sweep g: 3 cells in 2 sessions (1 at once)")
     serial = read_json(here / "sweep.json")["sessions"]
     assert serial[0]["ended"] <= serial[1]["started"]
-    for cell in index["cells"]:
+    _assert_same_cells(index["cells"], on_cluster, here)
+
+
+def _assert_same_cells(cells: list[dict[str, Any]], on_cluster: Path, here: Path) -> None:
+    """Every cell trained, with the same metrics, summary and models in both sweeps."""
+    for cell in cells:
         cluster_dir, here_dir = on_cluster / cell["dir"], here / cell["dir"]
         rows = read_jsonl(cluster_dir / "metrics.jsonl")
         assert [r["round"] for r in rows] == [0, 1, 2]
