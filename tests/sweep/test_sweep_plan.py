@@ -70,6 +70,22 @@ def test_signed_broadcasts_with_seed_keys_split_sessions_by_seed(tmp_path: Path)
     assert [[c.cell.coordinates["seed"] for c in g] for g in plan.groups] == [[1] * 4, [2] * 4]
 
 
+def test_a_cluster_cell_may_ask_for_gpus_this_host_lacks(tmp_path: Path) -> None:
+    # Without a cluster the clients run here, and no host has 64 GPUs; a cluster's are on its
+    # nodes (its start-up check finds whether one fits).
+    text = GRID.replace("rounds = 1\n", 'rounds = 1\n"simulation.num_gpus" = 64\n')
+    (tmp_path / "g.toml").write_text(text)
+    grid = load_grid(str(tmp_path / "g.toml"))
+    here = plan_grid(grid, tmp_path / "out")
+    assert len(here.invalid) == 8  # bulyan's f = 2 cells, and the other six for the GPU
+    assert (
+        sum("simulation.num_gpus: got 64.0; this host has" in (c.error or "") for c in here.cells)
+        == 6
+    )
+    on_cluster = plan_grid(grid, tmp_path / "out", local_gpus=False)
+    assert len(on_cluster.invalid) == 2  # only bulyan's f = 2 cells, as without GPUs
+
+
 def test_groups_run_one_at_a_time_on_the_private_ray() -> None:
     assert concurrent_groups(None, 5) == 1
     # On a cluster: as many as hold one actor each, at most the number of groups.
