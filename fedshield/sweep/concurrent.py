@@ -20,6 +20,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,16 +108,23 @@ def _start(job: GroupJob, address: str, verbose: bool, command: Sequence[str]) -
     )
     os.close(write_end)
     assert process.stdin is not None
-    process.stdin.write(to_json(spec))
-    process.stdin.close()
+    with suppress(BrokenPipeError):  # it died at once: its exit code tells the sweep
+        process.stdin.write(to_json(spec))
+        process.stdin.close()
     return _Child(job, process, read_end, now())
 
 
 def _read_events(group: int, fd: int, events: Queue[tuple[int, dict[str, Any] | None]]) -> None:
-    with os.fdopen(fd, encoding="utf-8") as stream:
-        for line in stream:
-            events.put((group, json.loads(line)))
-    events.put((group, None))
+    """Pass the child's events on until it closes its end; then None, always (a child that
+    dies mid-line leaves a line that is not JSON, and ends there)."""
+    try:
+        with os.fdopen(fd, encoding="utf-8") as stream:
+            for line in stream:
+                events.put((group, json.loads(line)))
+    except ValueError:
+        pass
+    finally:
+        events.put((group, None))
 
 
 @dataclass
