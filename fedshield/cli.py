@@ -28,6 +28,16 @@ def _sweep_command(commands: Any) -> None:
         "--skip-invalid", action="store_true", help="run the valid cells when some are invalid"
     )
     sweep.add_argument("--verbose", action="store_true", help="round lines, Flower, Ray, TF logs")
+    _ray_address(sweep)
+
+
+def _ray_address(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ray-address",
+        default=None,
+        help="attach to the running Ray cluster at this address (default: $RAY_ADDRESS; "
+        "without either, a private local Ray); see docs/scaling.md",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,12 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last complete round"
     )
-    run.add_argument(
-        "--ray-address",
-        default=None,
-        help="attach to the running Ray cluster at this address (default: $RAY_ADDRESS; "
-        "without either, a private local Ray); see docs/scaling.md",
-    )
+    _ray_address(run)
     _sweep_command(commands)
     validate = commands.add_parser("validate", help="validate a scenario without running it")
     scenario_args(validate)
@@ -134,6 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fedshield.ray_cluster import cluster_address
     from fedshield.runner import Interrupted
     from fedshield.sweep.execute import run_sweep
 
@@ -144,6 +150,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             output=args.out,
             skip_invalid=args.skip_invalid,
             verbose=args.verbose,
+            ray_address=cluster_address(args.ray_address),
         )
     except Interrupted as stopped:
         print(stopped, file=sys.stderr)

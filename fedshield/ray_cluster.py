@@ -148,15 +148,22 @@ def attached_ray(address: str, *, verbose: bool) -> Iterator[None]:
 
 @contextmanager
 def ray_for_run(
-    scenario: Scenario, address: str | None, init_args: dict[str, Any], *, verbose: bool
+    scenario: Scenario,
+    address: str | None,
+    init_args: dict[str, Any],
+    *,
+    verbose: bool,
+    check: bool = True,
 ) -> Iterator[None]:
-    """A private Ray (``address`` None) or the cluster at ``address``, checked before use."""
+    """A private Ray (``address`` None) or the cluster at ``address``, checked before use
+    unless ``check`` is False."""
     if address is None:
         with private_ray(init_args):
             yield
         return
     with attached_ray(address, verbose=verbose):
-        print(check_workers(scenario, address), flush=True)
+        if check:
+            print(check_workers(scenario, address), flush=True)
         yield
 
 

@@ -138,15 +138,20 @@ def stop_on_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str:
+def register_watched_backend(
+    on_failure: Callable[[BaseException], None], pool_size: int | None = None
+) -> str:
     """Register Flower's Ray backend, reporting a failure to set it up or build its actor pool.
 
     Flower's engine catches that failure, then waits for the ServerApp thread, which waits for
-    replies that never come; ``on_failure`` lets the runner stop the ServerApp instead. Returns
-    the backend name to pass to ``run_simulation``.
+    replies that never come; ``on_failure`` lets the runner stop the ServerApp instead.
+    ``pool_size`` caps the actor pool, which Flower sizes to the whole Ray instance
+    (:func:`fedshield.sweep.plan.pool_share`). Returns the backend name to pass to
+    ``run_simulation``.
     """
     from flwr.server.superlink.fleet.vce.backend import supported_backends
     from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+    from flwr.simulation.ray_transport.ray_actor import BasicActorPool, ClientAppActor
     from ray.exceptions import RayActorError
 
     from fedshield.actor_pool import died, replace_dead
@@ -161,10 +166,24 @@ def register_watched_backend(on_failure: Callable[[BaseException], None]) -> str
 
         def build(self, app_fn: Any) -> None:
             try:
-                super().build(app_fn)
+                if pool_size is None:
+                    super().build(app_fn)
+                else:
+                    self._build_capped(app_fn, pool_size)
             except BaseException as err:
                 on_failure(err)
                 raise
+
+        def _build_capped(self, app_fn: Any, size: int) -> None:
+            # Flower's RayBackend.build with the pool's capacity capped before it is filled.
+            self.pool = BasicActorPool(
+                actor_type=ClientAppActor,
+                client_resources=self.client_resources,
+                actor_kwargs=self.actor_kwargs,
+            )
+            self.pool.actors_capacity = min(self.pool.actors_capacity, size)
+            self.pool.add_actors_to_pool(self.pool.actors_capacity)
+            self.app_fn = app_fn
 
         def process_message(self, message: Any, context: Any) -> Any:
             try:

@@ -166,9 +166,11 @@ def run_session(
     server_failed: Callable[[], bool],
     verbose: bool,
     ray_address: str | None = None,
+    pool_size: int | None = None,
+    check: bool = True,
 ) -> Stops:
-    """One Flower simulation of ``server_app`` on a private Ray (or the cluster at
-    ``ray_address``); returns what stopped it.
+    """One Flower simulation of ``server_app`` on a private Ray or the cluster at ``ray_address``
+    (checked unless ``check`` is off; at most ``pool_size`` client actors); what stopped it.
 
     ``scenario`` decides what the session's virtual clients are: their number, their resources
     and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
@@ -202,7 +204,7 @@ def run_session(
                 server_app=server_app,
                 client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
-                backend_name=register_watched_backend(on_engine_failure),
+                backend_name=register_watched_backend(on_engine_failure, pool_size),
                 backend_config=backend_config(scenario),
                 verbose_logging=verbose,
             )
@@ -210,8 +212,9 @@ def run_session(
             if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
+    init_args = ray_init_args(scenario, verbose)
     with (
-        ray_for_run(scenario, ray_address, ray_init_args(scenario, verbose), verbose=verbose),
+        ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check),
         stop_on_signals(on_signal),
     ):
         _await_engine(run_in_thread(simulate), stop)

@@ -1,33 +1,31 @@
 """``fedshield sweep``: run every cell of a grid, group by group, each group in one warm session.
 
 The fixed cost of a simulation (Ray start, every actor importing TensorFlow and tracing its
-model, shutdown) is paid once per group (:mod:`fedshield.sweep.plan`), not once per cell. A
-signal stops the cell in flight (its summary says ``interrupted``) and the sweep exits with the
-shell's code; the same command then resumes (:mod:`fedshield.sweep.index`).
+model, shutdown) is paid once per group (:mod:`fedshield.sweep.plan`), not once per cell. On a
+Ray cluster several groups run at once (:mod:`fedshield.sweep.concurrent`). A signal stops the
+cells in flight (their summaries say ``interrupted``) and the sweep exits with the shell's code;
+the same command then resumes (:mod:`fedshield.sweep.index`).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from common.errors import FedshieldError
-from common.results import atomic_write_json
 from fedshield.report import build_report
-from fedshield.runner import Interrupted, Stops, import_apps, run_session
+from fedshield.runner import Interrupted, Stops, import_apps
+from fedshield.sweep.concurrent import GroupJob, GroupRunner, cluster_slots, now, plan_jobs
 from fedshield.sweep.grid import load_grid
-from fedshield.sweep.index import SweepIndex, fresh_run_dir
-from fedshield.sweep.plan import PlannedCell, concurrent_groups, plan_grid
-
-if TYPE_CHECKING:  # imported when the sweep runs, after import_apps has quieted Flower
-    from server.app import RunOutcome
+from fedshield.sweep.group import CellResult, EngineFailed, round_lines_of, run_group
+from fedshield.sweep.index import SweepIndex
+from fedshield.sweep.plan import PlannedCell, plan_grid
 
 
 class SweepInterrupted(Interrupted):
@@ -73,12 +71,22 @@ def sweep_dir_of(grid_name: str, output: str | None, base_output: object) -> Pat
 
 
 def run_sweep(
-    source: str, *, command: str, output: str | None, skip_invalid: bool, verbose: bool
+    source: str,
+    *,
+    command: str,
+    output: str | None,
+    skip_invalid: bool,
+    verbose: bool,
+    ray_address: str | None = None,
 ) -> int:
-    """Validate every cell, run the ones not finished yet, return the exit code."""
+    """Validate every cell, run the ones not finished yet, return the exit code.
+
+    ``ray_address``: a Ray cluster whose resources let several groups run at once
+    (:mod:`fedshield.sweep.concurrent`); None runs the groups one after another here.
+    """
     grid = load_grid(source)
     sweep_dir = sweep_dir_of(grid.name, output, grid.base.get("output"))
-    plan = plan_grid(grid, sweep_dir)
+    plan = plan_grid(grid, sweep_dir, local_gpus=ray_address is None)
     total = len(plan.cells)
     for item in plan.invalid:
         print(f"invalid: {item.label(total)}: {item.error}", file=sys.stderr)
@@ -90,70 +98,68 @@ def run_sweep(
     index = SweepIndex(sweep_dir, command, source, grid.fields, plan)
     index.write()
     to_run = index.to_run()
-    # Groups are independent units: on the private local Ray (no cluster) one at a time.
-    at_once = concurrent_groups(None, 1.0, len(plan.groups))
+    runnable = {item.cell.id for item in to_run}
+    groups = [g for g in ([c for c in g if c.cell.id in runnable] for g in plan.groups) if g]
+    at_once, jobs = 1, list[GroupJob]()
+    if ray_address is not None and groups:
+        scenarios = [g[0].scenario for g in groups if g[0].scenario is not None]
+        slots = cluster_slots(ray_address, scenarios, verbose=verbose)
+        at_once, jobs = plan_jobs(groups, index.run_dir, slots)
     print(
         f"sweep {grid.name}: {total} cells in {len(plan.groups)} sessions ({at_once} at once), "
         f"{index.count('finished')} already finished, {len(to_run)} to run; files in {sweep_dir}",
         flush=True,
     )
     progress = Progress(total, len(to_run))
-    if to_run:
-        import_apps(verbose)
-    runnable = {item.cell.id for item in to_run}
-    with _round_lines(verbose) as round_lines:
-        for group in plan.groups:
-            pending = [c for c in group if c.cell.id in runnable]
-            if pending:
-                stops = _run_group(pending, index, progress, round_lines, verbose)
-                _raise_stops(stops, index, sweep_dir)
+    record = partial(_record, index=index, progress=progress)
+    if jobs and ray_address is not None:
+        runner = GroupRunner(ray_address, verbose, record, index.session)
+        _raise_stops(runner.run(jobs, at_once), index, sweep_dir)
+    elif groups:
+        _run_here(groups, index, record, verbose)
     return _finish_sweep(index, progress)
 
 
-def _run_group(
-    cells: Sequence[PlannedCell],
+def _run_here(
+    groups: Sequence[Sequence[PlannedCell]],
     index: SweepIndex,
-    progress: Progress,
-    round_lines: TextIO | None,
+    record: Callable[[PlannedCell, CellResult], None],
     verbose: bool,
-) -> Stops:
-    """One warm session serving ``cells`` in order; statuses and progress as each ends."""
-    from server.app import RunOutcome
-    from server.session import SessionCell, build_session_app
-    from server.stopping import StopRequest
-
-    stop = StopRequest()
-    by_dir = {index.run_dir(item): item for item in cells}
-    session = []
-    for run_dir, item in by_dir.items():
-        assert item.scenario is not None  # groups hold valid cells only
-        outcome = RunOutcome(stop=stop, round_lines=round_lines)
-        session.append(SessionCell(item.scenario, run_dir, outcome))
-
-    def before(cell: SessionCell) -> None:
-        fresh_run_dir(cell.run_dir)
-        atomic_write_json(cell.run_dir / "scenario.json", cell.scenario.model_dump(mode="json"))
-
-    def after(cell: SessionCell) -> None:
-        _record(by_dir[cell.run_dir], cell.outcome, index, progress)
-
-    app = build_session_app(session, stop, before=before, after=after)
-    return run_session(
-        session[0].scenario,  # the group's cells agree on what its clients are (session_key)
-        app,
-        stop,
-        server_failed=lambda: any(c.outcome.error is not None for c in session),
-        verbose=verbose,
-    )
+) -> None:
+    """The groups one after another in this process, each on its own private Ray."""
+    import_apps(verbose)
+    with round_lines_of(verbose) as round_lines:
+        for group in groups:
+            by_dir = {index.run_dir(item): item for item in group}
+            cells = [(c.scenario, d) for d, c in by_dir.items() if c.scenario is not None]
+            started = now()
+            stops = run_group(
+                cells,
+                partial(_record_at, by_dir, record),
+                round_lines=round_lines,
+                verbose=verbose,
+            )
+            index.session(group[0].group, started, now())
+            _raise_stops(stops, index, index.sweep_dir)
 
 
-def _record(item: PlannedCell, outcome: RunOutcome, index: SweepIndex, progress: Progress) -> None:
-    """The cell's status from its outcome: finished, interrupted or failed (with the reason)."""
-    summary = outcome.summary or {}
-    if outcome.error is not None:
-        reason = f"{type(outcome.error).__name__}: {outcome.error}".splitlines()[0]
-        index.set(item, "failed", reason)
-        progress.line(item, "FAILED", reason)
+def _record_at(
+    by_dir: dict[Path, PlannedCell],
+    record: Callable[[PlannedCell, CellResult], None],
+    run_dir: Path,
+    result: CellResult,
+) -> None:
+    record(by_dir[run_dir], result)
+
+
+def _record(
+    item: PlannedCell, result: CellResult, *, index: SweepIndex, progress: Progress
+) -> None:
+    """The cell's status from its result: finished, interrupted or failed (with the reason)."""
+    summary = result.summary or {}
+    if result.error is not None:
+        index.set(item, "failed", result.error)
+        progress.line(item, "FAILED", result.error)
     elif summary.get("status") == "finished":
         index.set(item, "finished")
         text = f"acc {summary['final_accuracy']:.4f} in {summary['wall_seconds']:.1f}s"
@@ -168,8 +174,9 @@ def _raise_stops(stops: Stops, index: SweepIndex, sweep_dir: Path) -> None:
         raise SweepInterrupted(stops.signals[0], index)
     if stops.engine_errors:
         err = stops.engine_errors[0]
+        kind = err.kind if isinstance(err, EngineFailed) else type(err).__name__
         raise FedshieldError(
-            f"the simulation engine failed: {type(err).__name__}; rerun the same command to "
+            f"the simulation engine failed: {kind}; rerun the same command to "
             f"resume (files in {sweep_dir})"
         ) from err
 
@@ -191,16 +198,6 @@ def _finish_sweep(index: SweepIndex, progress: Progress) -> int:
         )
     print(f"done: {counts} in {elapsed}; files in {index.sweep_dir}", flush=True)
     return 0
-
-
-@contextmanager
-def _round_lines(verbose: bool) -> Iterator[TextIO | None]:
-    """Where the cells' per-round lines go: stdout with ``--verbose``, nowhere otherwise."""
-    if verbose:
-        yield None
-        return
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        yield sink
 
 
 def _duration(seconds: float) -> str:

@@ -3,13 +3,15 @@
 ```json
 {"command": "fedshield sweep smoke", "grid": "smoke", "fields": ["defense.aggregator", ...],
  "cells": [{"id": "...", "dir": "cells/<id>", "coordinates": {...}, "status": "finished",
-            "group": 0}, ...]}
+            "group": 0}, ...],
+ "sessions": [{"group": 0, "started": "2026-12-01T19:30:01.123+00:00", "ended": "..."}]}
 ```
 
 ``status`` is ``pending``, ``finished``, ``interrupted``, ``failed`` (with ``error``) or
-``invalid`` (with ``error``; group -1). Each cell's directory holds what a single run writes
-(``scenario.json``, ``metrics.jsonl``, ``summary.json``, ``accuracy.png``). The index is
-rewritten atomically after every cell, so a reader never sees half of it.
+``invalid`` (with ``error``; group -1). ``sessions`` holds when each group this invocation ran
+started and ended (UTC; on a cluster several overlap). Each cell's directory holds what a
+single run writes (``scenario.json``, ``metrics.jsonl``, ``summary.json``, ``accuracy.png``).
+The index is rewritten atomically after every cell, so a reader never sees half of it.
 
 A restart trusts a cell's own files, not the index: a cell is done when its ``summary.json``
 says ``finished`` and its ``scenario.json`` is the scenario the grid asks for now. Anything
@@ -48,6 +50,7 @@ class SweepIndex:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # the ServerApp thread and the main thread both write
+        self.sessions: dict[int, tuple[str, str]] = {}
         self.status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         for item in self.plan.cells:
@@ -92,6 +95,12 @@ class SweepIndex:
                 self.errors[item.cell.id] = error
             self.write()
 
+    def session(self, group: int, started: str, ended: str) -> None:
+        """Record when the session of ``group`` started and ended, and rewrite the index."""
+        with self._lock:
+            self.sessions[group] = (started, ended)
+            self.write()
+
     def write(self) -> None:
         """Write ``sweep.json`` atomically."""
         atomic_write_json(self.sweep_dir / INDEX, self.document())
@@ -110,7 +119,17 @@ class SweepIndex:
             if item.cell.id in self.errors:
                 entry["error"] = self.errors[item.cell.id]
             cells.append(entry)
-        return {"command": self.command, "grid": self.grid, "fields": self.fields, "cells": cells}
+        sessions = [
+            {"group": group, "started": started, "ended": ended}
+            for group, (started, ended) in sorted(self.sessions.items())
+        ]
+        return {
+            "command": self.command,
+            "grid": self.grid,
+            "fields": self.fields,
+            "cells": cells,
+            "sessions": sessions,
+        }
 
 
 _RUNNABLE = ("pending", "interrupted", "failed")

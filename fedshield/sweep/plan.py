@@ -70,17 +70,19 @@ def session_key(scenario: Scenario) -> tuple[Any, ...]:
     return (scenario.data.num_clients, sim.num_cpus, sim.num_gpus, trust, secure)
 
 
-def plan_grid(grid: GridSpec, sweep_dir: Path) -> Plan:
+def plan_grid(grid: GridSpec, sweep_dir: Path, *, local_gpus: bool = True) -> Plan:
     """Validate every cell (the checks ``fedshield validate`` runs) and group the valid ones.
 
     Each cell's output is the sweep directory, so the preflight checks the place it will write.
+    ``local_gpus``: the clients run on this host (False on a cluster, whose GPUs and memory are
+    on its nodes).
     """
     planned = []
     for cell in grid.cells():
         document = set_fields(cell.document, [("output", str(sweep_dir))])
         try:
             scenario = validate_document(document)
-            check_environment(scenario)
+            check_environment(scenario, local_gpus=local_gpus)
         except FedshieldError as err:
             planned.append(PlannedCell(cell, None, str(err)))
         else:
@@ -105,17 +107,32 @@ def _grouped(planned: Sequence[PlannedCell]) -> Plan:
     return Plan(cells, groups)
 
 
-def concurrent_groups(cluster_cpus: float | None, client_cpus: float, num_groups: int) -> int:
+def concurrent_groups(actor_slots: int | None, num_groups: int) -> int:
     """How many groups may run at once (issue 14: sweeps on a cluster).
 
-    ``cluster_cpus`` is None on the run's private local Ray: each session starts and ends its
+    ``actor_slots`` is None on the run's private local Ray: each session starts and ends its
     own Ray instance in this process, so groups run one after another. On an attached cluster
-    (``--ray-address``) independent groups can run side by side, each with at least one actor
-    of ``client_cpus`` CPUs: as many as the cluster holds, at most ``num_groups``.
+    (``--ray-address``) it is how many client actors of the most demanding group the cluster
+    holds (Flower's count, per node ``floor(CPU / num_cpus)``, bounded by the GPUs and the
+    memory the clients ask for: :func:`fedshield.ray_cluster.actor_capacity`). Each concurrent
+    group needs at least one actor, so at most ``actor_slots`` groups, and at most
+    ``num_groups``.
     """
-    if cluster_cpus is None:
+    if actor_slots is None:
         return 1
-    return max(1, min(num_groups, int(cluster_cpus // client_cpus)))
+    return max(1, min(num_groups, actor_slots))
+
+
+def pool_share(actor_slots: int, at_once: int) -> int:
+    """The actors one of ``at_once`` concurrent sessions may create: an equal share, at least 1.
+
+    Flower sizes a session's actor pool to the whole cluster and holds every actor until the
+    session ends. Two such sessions side by side would each get part of their actors placed
+    and the rest pending, each waiting for the other's actors to go: a deadlock that only the
+    round timeout ends. With shares the concurrent sessions fit together
+    (``at_once * share <= actor_slots``).
+    """
+    return max(1, actor_slots // at_once)
 
 
 def _compact(value: Any) -> str:

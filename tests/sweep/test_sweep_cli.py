@@ -48,3 +48,24 @@ def test_a_bad_grid_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixt
     code, stdout, stderr = run_cli(capsys, "sweep", str(grid))
     assert (code, stdout) == (2, [])
     assert stderr == ["error: sweep.'attack.type': got 'none'; expected a non-empty list"]
+
+
+@pytest.mark.parametrize("given_by", ["--ray-address", "RAY_ADDRESS"])
+def test_on_a_cluster_invalid_cells_are_refused_before_attaching(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given_by: str,
+) -> None:
+    # Nothing listens there: a sweep that attached before validating would fail on attaching.
+    address = "127.0.0.1:1"
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID)
+    argv = ["sweep", str(grid), "--out", str(tmp_path / "sweep")]
+    if given_by == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    else:
+        argv += ["--ray-address", address]
+    code, stdout, stderr = run_cli(capsys, *argv)
+    assert (code, stdout) == (2, [])
+    assert stderr[-1].startswith("error: sweep: 1 of 4 cells are invalid (listed above)")

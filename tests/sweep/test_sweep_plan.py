@@ -1,11 +1,12 @@
-"""Every cell validated before any runs; warm-session groups; the concurrency hook."""
+"""Every cell validated before any runs; warm-session groups; how many run at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from fedshield.ray_cluster import actor_capacity
 from fedshield.sweep.grid import load_grid
-from fedshield.sweep.plan import concurrent_groups, plan_grid
+from fedshield.sweep.plan import concurrent_groups, plan_grid, pool_share
 
 GRID = """\
 base = "quickstart"
@@ -69,9 +70,40 @@ def test_signed_broadcasts_with_seed_keys_split_sessions_by_seed(tmp_path: Path)
     assert [[c.cell.coordinates["seed"] for c in g] for g in plan.groups] == [[1] * 4, [2] * 4]
 
 
+def test_a_cluster_cell_may_ask_for_gpus_this_host_lacks(tmp_path: Path) -> None:
+    # Without a cluster the clients run here, and no host has 64 GPUs; a cluster's are on its
+    # nodes (its start-up check finds whether one fits).
+    text = GRID.replace("rounds = 1\n", 'rounds = 1\n"simulation.num_gpus" = 64\n')
+    (tmp_path / "g.toml").write_text(text)
+    grid = load_grid(str(tmp_path / "g.toml"))
+    here = plan_grid(grid, tmp_path / "out")
+    assert len(here.invalid) == 8  # bulyan's f = 2 cells, and the other six for the GPU
+    assert (
+        sum("simulation.num_gpus: got 64.0; this host has" in (c.error or "") for c in here.cells)
+        == 6
+    )
+    on_cluster = plan_grid(grid, tmp_path / "out", local_gpus=False)
+    assert len(on_cluster.invalid) == 2  # only bulyan's f = 2 cells, as without GPUs
+
+
 def test_groups_run_one_at_a_time_on_the_private_ray() -> None:
-    assert concurrent_groups(None, 1.0, 5) == 1
+    assert concurrent_groups(None, 5) == 1
     # On a cluster: as many as hold one actor each, at most the number of groups.
-    assert concurrent_groups(8.0, 2.0, 10) == 4
-    assert concurrent_groups(64.0, 1.0, 3) == 3
-    assert concurrent_groups(1.0, 2.0, 3) == 1
+    assert concurrent_groups(4, 10) == 4
+    assert concurrent_groups(64, 3) == 3
+    assert concurrent_groups(0, 3) == 1  # no actor fits: one group, whose engine says so
+
+
+def test_concurrent_sessions_share_the_actors_and_fit_together() -> None:
+    # 2 nodes of 3 CPUs with 1-CPU clients: 6 actors. Flower would give each session all 6.
+    nodes = [{"Alive": True, "Resources": {"CPU": 3.0, "memory": 8e9}}] * 2
+    slots = actor_capacity(nodes, {"num_cpus": 1.0, "num_gpus": 0.0})[1]
+    assert slots == 6
+    for num_groups, at_once, share in ((2, 2, 3), (4, 4, 1), (9, 6, 1), (1, 1, 6)):
+        assert concurrent_groups(slots, num_groups) == at_once
+        assert pool_share(slots, at_once) == share
+        assert at_once * share <= slots
+    # A GPU per client bounds it below the CPUs: 16 CPUs, 1 GPU hold one such client at a time.
+    gpu_node = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}}]
+    slots = actor_capacity(gpu_node, {"num_cpus": 1.0, "num_gpus": 1.0})[1]
+    assert (concurrent_groups(slots, 3), pool_share(slots, 1)) == (1, 1)

@@ -1,0 +1,190 @@
+"""A sweep on a Ray cluster: independent groups side by side, each in its own child process.
+
+The sweep attaches once to read what the cluster holds and to run the start-up check
+(:func:`fedshield.ray_cluster.check_workers`), then leaves. Up to
+:func:`fedshield.sweep.plan.concurrent_groups` groups run at once, each a child process
+(:mod:`fedshield.sweep.group`) that attaches to the same address as its own Ray job and runs
+its cells one after another in one warm session, with at most
+:func:`fedshield.sweep.plan.pool_share` client actors. This process starts the groups in grid
+order as places free up, records every cell the children report in ``sweep.json``, prints the
+progress lines, and passes a SIGINT or SIGTERM on to the running groups (which stop their cell
+in flight, as a sweep without a cluster does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+from common.crypto.keys import ClientTrust
+from common.results import to_json
+from common.schema import Scenario
+from fedshield.ray_cluster import actor_capacity, attached_ray, check_workers, client_resources
+from fedshield.ray_session import stop_on_signals
+from fedshield.runner import Stops
+from fedshield.sweep.group import CellResult, EngineFailed
+from fedshield.sweep.plan import PlannedCell, concurrent_groups, pool_share
+
+CHILD = (sys.executable, "-m", "fedshield.sweep.group")
+"""The command of a group's process; its last argument is the events' file descriptor."""
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """A group's cells still to run, where each writes, and its share of the cluster's actors."""
+
+    group: int
+    cells: Sequence[PlannedCell]
+    run_dirs: Sequence[Path]
+    pool_size: int
+
+
+@dataclass
+class _Child:
+    job: GroupJob
+    process: subprocess.Popen[str]
+    events: int  # the read end of its events' pipe
+    started: str
+    stopped: bool = False  # its final ``stops`` event arrived
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds (``sweep.json``'s session times)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def cluster_slots(address: str, scenarios: Sequence[Scenario], *, verbose: bool) -> list[int]:
+    """Attach once: the start-up check with the first scenario, then how many client actors of
+    each scenario's resources the cluster holds (:func:`fedshield.ray_cluster.actor_capacity`)."""
+    import ray
+
+    first = scenarios[0]
+    os.environ.update(ClientTrust.of(first.integrity, first.seed).environment())
+    with attached_ray(address, verbose=verbose):
+        print(check_workers(first, address), flush=True)
+        nodes = ray.nodes()
+    return [actor_capacity(nodes, client_resources(s.simulation))[1] for s in scenarios]
+
+
+def plan_jobs(
+    groups: Sequence[Sequence[PlannedCell]],
+    run_dir: Callable[[PlannedCell], Path],
+    slots: Sequence[int],
+) -> tuple[int, list[GroupJob]]:
+    """How many groups run at once (the most demanding group decides), and each group's job."""
+    at_once = concurrent_groups(min(slots), len(groups))
+    jobs = [
+        GroupJob(cells[0].group, cells, [run_dir(c) for c in cells], pool_share(n, at_once))
+        for cells, n in zip(groups, slots, strict=True)
+    ]
+    return at_once, jobs
+
+
+def _start(job: GroupJob, address: str, verbose: bool, command: Sequence[str]) -> _Child:
+    read_end, write_end = os.pipe()
+    cells = [
+        {"id": c.cell.id, "run_dir": str(d), "scenario": c.scenario.model_dump(mode="json")}
+        for c, d in zip(job.cells, job.run_dirs, strict=True)
+        if c.scenario is not None
+    ]
+    spec = {"address": address, "pool_size": job.pool_size, "verbose": verbose, "cells": cells}
+    process = subprocess.Popen(
+        [*command, str(write_end)],
+        stdin=subprocess.PIPE,
+        pass_fds=(write_end,),
+        text=True,
+        start_new_session=True,  # the terminal's Ctrl-C reaches the sweep, which passes it on
+    )
+    os.close(write_end)
+    assert process.stdin is not None
+    with suppress(BrokenPipeError):  # it died at once: its exit code tells the sweep
+        process.stdin.write(to_json(spec))
+        process.stdin.close()
+    return _Child(job, process, read_end, now())
+
+
+def _read_events(group: int, fd: int, events: Queue[tuple[int, dict[str, Any] | None]]) -> None:
+    """Pass the child's events on until it closes its end; then None, always (a child that
+    dies mid-line leaves a line that is not JSON, and ends there)."""
+    try:
+        with os.fdopen(fd, encoding="utf-8") as stream:
+            for line in stream:
+                events.put((group, json.loads(line)))
+    except ValueError:
+        pass
+    finally:
+        events.put((group, None))
+
+
+@dataclass
+class GroupRunner:
+    """Runs jobs ``at_once`` at a time; ``record(cell, result)`` and ``session(group, started,
+    ended)`` are called in this (the main) thread as the children report."""
+
+    address: str
+    verbose: bool
+    record: Callable[[PlannedCell, CellResult], None]
+    session: Callable[[int, str, str], None]
+    command: Sequence[str] = CHILD
+    stops: Stops = field(default_factory=Stops)
+
+    def run(self, jobs: Sequence[GroupJob], at_once: int) -> Stops:
+        """Every job, in order, at most ``at_once`` at a time; what stopped the sweep."""
+        waiting, running = deque(jobs), dict[int, _Child]()
+        events: Queue[tuple[int, dict[str, Any] | None]] = Queue()
+
+        def on_signal(signum: int) -> None:
+            self.stops.signals.append(signum)
+            for child in running.values():
+                child.process.send_signal(signum)
+
+        with stop_on_signals(on_signal):
+            while waiting or running:
+                while waiting and len(running) < at_once and not self._stopping():
+                    job = waiting.popleft()
+                    child = _start(job, self.address, self.verbose, self.command)
+                    running[job.group] = child
+                    reader = (job.group, child.events, events)
+                    threading.Thread(target=_read_events, args=reader, daemon=True).start()
+                if not running:
+                    break
+                try:
+                    group, event = events.get(timeout=0.2)
+                except Empty:
+                    continue
+                self._handle(running, group, event)
+        return self.stops
+
+    def _stopping(self) -> bool:
+        return bool(self.stops.signals or self.stops.engine_errors)
+
+    def _handle(self, running: dict[int, _Child], group: int, event: dict[str, Any] | None) -> None:
+        child = running[group]
+        if event is None:  # the child closed its events: it is ending
+            del running[group]
+            code = child.process.wait()
+            self.session(group, child.started, now())
+            if not child.stopped and not self.stops.signals:
+                kind = f"group {group}'s process ended with exit code {code}"
+                self.stops.engine_errors.append(EngineFailed(kind))
+        elif "cell" in event:
+            by_id = {c.cell.id: c for c in child.job.cells}
+            self.record(by_id[event["cell"]], CellResult(event["error"], event["summary"]))
+        else:
+            child.stopped = True
+            signals = event["stops"]["signals"]
+            if signals and not self.stops.signals:  # signalled on its own: the sweep stops too
+                self.stops.signals.append(signals[0])
+            kinds = event["stops"]["engine_errors"]
+            self.stops.engine_errors.extend(EngineFailed(kind) for kind in kinds)
