@@ -44,9 +44,14 @@ def stat(values: Iterable[Any]) -> Stat | None:
     return Stat(mean, math.sqrt(var), len(xs))
 
 
+WHOLE_SECTIONS = ("attack", "defense")
+"""Sections a grid may sweep whole (``attack = {type = "dba", ...}``): the axes show them, as the
+attack's type and parameters, its malicious fraction and the defense chain."""
+
+
 def panel_fields(fields: Sequence[str]) -> list[str]:
     """Swept fields that are not one of the axes: each value gets its own table and panel."""
-    return [f for f in fields if not f.startswith(COVERED)]
+    return [f for f in fields if not f.startswith(COVERED) and f not in WHOLE_SECTIONS]
 
 
 def shown(value: Any) -> str:

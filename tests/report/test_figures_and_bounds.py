@@ -109,3 +109,12 @@ def test_robust_accuracy_columns_come_from_the_summary(tmp_path: Path) -> None:
         0.59,
     )
     assert rows[1]["robust_accuracy_fgsm"] == rows[1]["robust_accuracy_pgd"] == ""
+
+
+def test_a_section_swept_whole_is_shown_on_the_axes_not_as_panels() -> None:
+    from fedshield.report.tables import panel_fields
+
+    # backdoors_vs_defenses sweeps the attack section whole and the rule by field.
+    fields = ["seed", "attack", "defense.aggregator", "defense.params", "rounds"]
+    assert panel_fields(fields) == ["rounds"]
+    assert panel_fields(["defense", "train.learning_rate"]) == ["train.learning_rate"]
