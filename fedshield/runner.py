@@ -172,10 +172,9 @@ def run_session(
     """One Flower simulation of ``server_app`` on a private Ray or the cluster at ``ray_address``
     (checked unless ``check`` is off; at most ``pool_size`` client actors); what stopped it.
 
-    ``scenario`` decides what the session's virtual clients are: their number, their resources
-    and their trust anchor (every scenario ``server_app`` serves must agree on those). A signal
-    or an engine failure sets ``stop``; ``server_failed()`` says whether the ServerApp recorded
-    its own error (Flower then re-raises it as a bare RuntimeError, not an engine failure).
+    ``scenario`` fixes the virtual clients (number, resources, trust anchor: every scenario
+    ``server_app`` serves agrees on them). A signal or an engine failure sets ``stop``;
+    ``server_failed()`` says whether the ServerApp recorded its own error (Flower re-raises it).
     """
     from flwr.simulation import run_simulation
 
