@@ -16,6 +16,7 @@ and are the same bytes for the same inputs and matplotlib version.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,15 @@ def _colours(defenses: Sequence[str]) -> dict[str, Any]:
     return {d: cmap(i % cmap.N) for i, d in enumerate(defenses)}
 
 
+LABEL_WIDTH = 32
+"""Characters per line of a defense label; longer ones wrap after a comma (DeepSight's five
+parameters would otherwise be wider than the panel)."""
+
+
+def _wrapped(label: str) -> str:
+    return "\n".join(textwrap.wrap(label, LABEL_WIDTH, break_long_words=False))
+
+
 def heatmap(all_cells: Sequence[Cell], path: Path) -> None:
     """Mean final accuracy, defense x attack, one panel per fraction; the value in each cell."""
     defenses = sorted({c.defense for c in all_cells})
@@ -57,8 +67,11 @@ def heatmap(all_cells: Sequence[Cell], path: Path) -> None:
     groups = panels(all_cells)
     cols = min(len(groups), 3)
     rows = math.ceil(len(groups) / cols)
+    labels = [_wrapped(d) for d in defenses]
+    lines = max(label.count("\n") + 1 for label in labels)
     figure = _figure(
-        1.5 + cols * (1.6 + 0.9 * len(attacks)), 1.0 + rows * (0.8 + 0.45 * len(defenses))
+        1.5 + cols * (1.6 + 0.9 * len(attacks)) + (0.9 if lines > 1 else 0.0),
+        1.0 + rows * (0.8 + 0.45 * len(defenses) * (1.0 + 0.1 * (lines - 1))),
     )
     axes = figure.subplots(rows, cols, squeeze=False)
     image = None
@@ -73,7 +86,7 @@ def heatmap(all_cells: Sequence[Cell], path: Path) -> None:
             colour = "black" if not np.isnan(value) and value > 0.6 else "white"
             ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
         ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(defenses)), defenses, fontsize=8)
+        ax.set_yticks(range(len(defenses)), labels, fontsize=8)
         ax.set(title=title, xlabel="attack", ylabel="defense")
     for ax in axes.flat[len(groups) :]:
         ax.set_axis_off()
@@ -124,7 +137,13 @@ def _legend(figure: Figure, axes: Any) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             labels.setdefault(label, handle)
     if labels:
-        figure.legend(labels.values(), labels.keys(), loc="outside lower center", fontsize=8)
+        # Columns as wide as a wrapped label fit the figure's width: one column of twenty
+        # defenses would be taller than the panels it sits under.
+        columns = max(1, min(len(labels), int(figure.get_figwidth() // 3.2)))
+        names = [_wrapped(label) for label in labels]
+        figure.legend(
+            labels.values(), names, loc="outside lower center", fontsize=8, ncols=columns
+        )
 
 
 def fraction(all_cells: Sequence[Cell], breakdown: Mapping[str, float | None], path: Path) -> None:
