@@ -1,10 +1,10 @@
-"""The shipped grid's stored results reproduce its committed report (issue 12's acceptance).
+"""The shipped grids' stored results reproduce their committed reports (issue 12's acceptance).
 
-``benchmarks/results/defenses_vs_attacks`` holds what ``fedshield sweep defenses_vs_attacks``
-wrote that a report reads (``sweep.json`` and each cell's ``scenario.json``, ``summary.json`` and
-``metrics.jsonl``) next to the report, tables and figures it produced. Regenerating them from
-the stored runs alone, in another directory, must give the committed files byte for byte: a
-change to the report code that alters a published figure fails here.
+``benchmarks/results/GRID`` holds what ``fedshield sweep GRID`` wrote that a report reads
+(``sweep.json`` and each cell's ``scenario.json``, ``summary.json`` and ``metrics.jsonl``) next
+to the report, tables and figures it produced. Regenerating them from the stored runs alone, in
+another directory, must give the committed files byte for byte: a change to the report code that
+alters a published figure fails here.
 """
 
 from __future__ import annotations
@@ -13,25 +13,33 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
+
 from fedshield.report import build_report
 from fedshield.sweep.grid import load_grid
 
-STORED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "defenses_vs_attacks"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+GRIDS = ("defenses_vs_attacks", "backdoors_vs_defenses")
 OUTPUTS = ("report.md", "results.csv", "results.jsonl", "heatmap.png", "curves.png", "fraction.png")
 
 
-def test_fedshield_report_on_the_stored_runs_gives_the_committed_report(tmp_path: Path) -> None:
-    copy = tmp_path / "defenses_vs_attacks"
-    shutil.copytree(STORED, copy, ignore=shutil.ignore_patterns(*OUTPUTS))
+@pytest.mark.parametrize("grid", GRIDS)
+def test_fedshield_report_on_the_stored_runs_gives_the_committed_report(
+    grid: str, tmp_path: Path
+) -> None:
+    stored = RESULTS / grid
+    copy = tmp_path / grid
+    shutil.copytree(stored, copy, ignore=shutil.ignore_patterns(*OUTPUTS))
     assert not any((copy / name).exists() for name in OUTPUTS)
     build_report(copy)
     for name in OUTPUTS:
-        assert (copy / name).read_bytes() == (STORED / name).read_bytes(), name
+        assert (copy / name).read_bytes() == (stored / name).read_bytes(), name
 
 
-def test_the_stored_results_cover_every_cell_of_the_shipped_grid() -> None:
-    cells = load_grid("defenses_vs_attacks").cells()
-    with (STORED / "results.csv").open() as handle:
+@pytest.mark.parametrize("grid", GRIDS)
+def test_the_stored_results_cover_every_cell_of_the_shipped_grid(grid: str) -> None:
+    cells = load_grid(grid).cells()
+    with (RESULTS / grid / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(cells)
     assert {row["run"] for row in rows} == {f"cells/{cell.id}" for cell in cells}
