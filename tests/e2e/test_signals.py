@@ -108,8 +108,9 @@ def test_a_failing_actor_pool_ends_the_run_with_one_error(
     def no_actors(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no actor could be placed")
 
-    # Flower's engine catches this, then waits for the ServerApp, which waits for the handshake
-    # replies (round_timeout, 300 s here); before the fix the run hung.
+    # Flower's engine catches this, then waits for the ServerApp, which waits for round 1's
+    # replies (round_timeout, 300 s here); before the fix the run hung. The handshake reads the
+    # engine's node registry and round 0 (the initial model's evaluation) is recorded first.
     monkeypatch.setattr(raybackend, "BasicActorPool", no_actors)
     scenario = load_scenario(
         "quickstart",
@@ -127,4 +128,4 @@ def test_a_failing_actor_pool_ends_the_run_with_one_error(
     (run_dir,) = tmp_path.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    assert summary["last_round"] is None
+    assert summary["last_round"] == 0
