@@ -161,5 +161,8 @@ def test_a_sweep_needs_fixed_seeds(tmp_path: Path) -> None:
 
 def test_unknown_grid_names_the_packaged_ones() -> None:
     assert {"smoke", "defenses_vs_attacks"} <= set(packaged_grids())
-    with pytest.raises(ConfigError, match="packaged: backdoors_vs_defenses, defenses_vs_attacks, fedsgd_vs_fedopt, smoke"):
+    with pytest.raises(
+        ConfigError,
+        match="packaged: backdoors_vs_defenses, defenses_vs_attacks, fedsgd_vs_fedopt, smoke",
+    ):
         load_grid("no_such_grid")
