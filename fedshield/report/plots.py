@@ -141,9 +141,7 @@ def _legend(figure: Figure, axes: Any) -> None:
         # defenses would be taller than the panels it sits under.
         columns = max(1, min(len(labels), int(figure.get_figwidth() // 3.2)))
         names = [_wrapped(label) for label in labels]
-        figure.legend(
-            labels.values(), names, loc="outside lower center", fontsize=8, ncols=columns
-        )
+        figure.legend(labels.values(), names, loc="outside lower center", fontsize=8, ncols=columns)
 
 
 def fraction(all_cells: Sequence[Cell], breakdown: Mapping[str, float | None], path: Path) -> None:
