@@ -1,8 +1,13 @@
-"""Issue 12's speed target: a 12-cell grid of the quickstart (3 rounds each), three ways.
+"""Issue 12's speed target: a 12-cell grid of the quickstart (3 rounds each), five ways.
 
 1. ``fedshield run`` twelve times, one process per cell (what a shell loop does today);
-2. ``fedshield sweep`` of the same grid (the twelve cells share one warm session);
-3. a plain single-process loop doing the same training with the same building blocks (each
+2. ``fedshield sweep`` of the same grid on Flower's Ray backend (the cells share one warm
+   session);
+3. the same sweep with ``simulation.backend = "process"`` (the ClientApp in the driver, no Ray:
+   :mod:`fedshield.process_backend`), in one session;
+4. the same with ``--jobs`` set to the machine's cores (the grid cut into that many sessions,
+   side by side);
+5. a plain single-process loop doing the same training with the same building blocks (each
    client's local training, its update attack, the aggregation chain, the evaluation) and no
    Flower, no Ray: the floor.
 
@@ -11,7 +16,7 @@ TensorFlow import included), because that is what a user waits for; the plain lo
 without its imports is printed beside it.
 
 Target: sweep <= 0.5x the separate runs and <= 1.0x the plain loop. Wall seconds of each, the
-final accuracy of every cell by each way (the sweep and the runs must agree exactly).
+final accuracy of every cell by each way (they must agree exactly).
 
     PYTHONPATH=. .venv/bin/python benchmarks/sweep.py --out benchmarks/results/sweep.txt
 """
@@ -71,10 +76,11 @@ def separate_runs(grid_path: Path, work: Path) -> tuple[float, list[float]]:
     return time.perf_counter() - started, accuracies
 
 
-def sweep(grid_path: Path, work: Path) -> tuple[float, list[float]]:
+def sweep(grid_path: Path, work: Path, *options: str) -> tuple[float, list[float]]:
     """One ``fedshield sweep`` process; wall seconds and each cell's final accuracy."""
-    out = work / "sweep"
+    out = work / f"sweep-{grid_path.stem}-{len(options)}"
     command = [sys.executable, "-m", "fedshield.cli", "sweep", str(grid_path), "--out", str(out)]
+    command += options
     started = time.perf_counter()
     subprocess.run(command, check=True, env=_environment())
     seconds = time.perf_counter() - started
@@ -163,14 +169,21 @@ def main() -> None:
         grid_path = work / "bench.toml"
         overrides = "".join(f'"{k}" = {v}\n' for k, v in FIXED.items())
         grid_path.write_text(GRID.replace("rounds = 3\n", f"rounds = 3\n{overrides}"))
+        process_grid = work / "process.toml"
+        backend = 'rounds = 3\n"simulation.backend" = "process"\n'
+        process_grid.write_text(grid_path.read_text().replace("rounds = 3\n", backend))
+        jobs = str(os.cpu_count() or 1)
         load = os.getloadavg()[0]
-        runs, swept = separate_runs(grid_path, work), sweep(grid_path, work)
-        floor_s, floor_acc, loop_s = plain_loop_process(grid_path)
         results = {
-            "12 x fedshield run": runs,
-            "fedshield sweep": swept,
-            "plain loop (floor)": (floor_s, floor_acc),
+            "12 x fedshield run": separate_runs(grid_path, work),
+            "fedshield sweep (Ray backend)": sweep(grid_path, work),
+            "fedshield sweep (process backend)": sweep(process_grid, work),
+            f"fedshield sweep (process backend, --jobs {jobs})": sweep(
+                process_grid, work, "--jobs", jobs
+            ),
         }
+        floor_s, floor_acc, loop_s = plain_loop_process(grid_path)
+        results["plain loop (floor)"] = (floor_s, floor_acc)
     lines = _table(results, load, os.getloadavg()[0], loop_s)
     text = "\n".join(lines) + "\n"
     print(text)
@@ -184,24 +197,26 @@ def _table(
     load_end: float,
     loop_seconds: float,
 ) -> list[str]:
-    runs, sweep_s, floor = (results[k][0] for k in results)
+    names = list(results)
+    runs, floor = results[names[0]][0], results[names[-1]][0]
     lines = [
         f"# benchmarks/sweep.py: 12 cells of quickstart (10 clients), 3 rounds each; "
         f"{os.cpu_count()} cores, load average {load_start:.1f} at start, {load_end:.1f} at end",
         "",
-        "| way | wall (s) | per cell (s) |",
-        "|---|---|---|",
+        "| way | wall (s) | per cell (s) | / separate runs (target <= 0.5) | / plain loop "
+        "(target <= 1.0) |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {name} | {s:.1f} | {s / 12:.2f} |" for name, (s, _) in results.items()]
+    lines += [
+        f"| {name} | {s:.1f} | {s / 12:.2f} | {s / runs:.2f}x | {s / floor:.2f}x |"
+        for name, (s, _) in results.items()
+    ]
     lines += [
         "",
-        f"sweep / separate runs: {sweep_s / runs:.2f}x (target <= 0.5)",
-        f"sweep / plain loop:    {sweep_s / floor:.2f}x (target <= 1.0)",
         f"(the plain loop's process spent {floor - loop_seconds:.1f} s starting and importing, "
-        f"{loop_seconds:.1f} s in the loop itself; sweep / loop alone: "
-        f"{sweep_s / loop_seconds:.2f}x)",
+        f"{loop_seconds:.1f} s in the loop itself)",
         "",
-        "final accuracy per cell (runs | sweep | plain loop):",
+        "final accuracy per cell (" + " | ".join(names) + "):",
     ]
     columns = zip(*(acc for _, acc in results.values()), strict=True)
     lines += [" | ".join(f"{a:.4f}" for a in row) for row in columns]

@@ -198,6 +198,10 @@ class FaultSpec(_Section):
 class SimulationSpec(_Section):
     """Ray resources per virtual client, timeouts, the failed-round limit and injected faults."""
 
+    backend: Literal["ray", "process"] = "ray"
+    """Where the ClientApp runs: Flower's Ray backend (a pool of client actors, one process
+    each) or ``process``: in the driver process, one message at a time, no Ray
+    (:mod:`fedshield.process_backend`; for federations small enough for one process)."""
     num_cpus: float = Field(2.0, gt=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
     memory_mb: int = Field(0, ge=0, description="memory Ray reserves per client actor; 0: none")

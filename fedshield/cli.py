@@ -28,7 +28,20 @@ def _sweep_command(commands: Any) -> None:
         "--skip-invalid", action="store_true", help="run the valid cells when some are invalid"
     )
     sweep.add_argument("--verbose", action="store_true", help="round lines, Flower, Ray, TF logs")
+    sweep.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        help="sessions at once on this machine, in child processes (default 1; see docs/sweeps.md)",
+    )
     _ray_address(sweep)
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a whole number >= 1")
+    return int(text)
 
 
 def _ray_address(command: argparse.ArgumentParser) -> None:
@@ -143,6 +156,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from fedshield.runner import Interrupted
     from fedshield.sweep.execute import run_sweep
 
+    address = cluster_address(args.ray_address)
+    if address is not None and args.jobs > 1:
+        raise FedshieldError(
+            f"--jobs: got {args.jobs}; on a Ray cluster (--ray-address or $RAY_ADDRESS) the "
+            "cluster's actors decide how many groups run at once, so leave --jobs out"
+        )
     try:
         return run_sweep(
             args.grid,
@@ -150,7 +169,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             output=args.out,
             skip_invalid=args.skip_invalid,
             verbose=args.verbose,
-            ray_address=cluster_address(args.ray_address),
+            ray_address=address,
+            jobs=args.jobs,
         )
     except Interrupted as stopped:
         print(stopped, file=sys.stderr)

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,9 @@ from common.crypto.keys import ClientTrust
 from common.errors import FedshieldError
 from common.results import atomic_write_json
 from common.schema import Scenario
-from common.tf_runtime import quiet_environment
+from common.tf_runtime import configure_tensorflow, quiet_environment
 from fedshield.message_dispatch import install as install_dispatch
+from fedshield.process_backend import register_process_backend
 from fedshield.ray_cluster import client_resources, ray_for_run
 from fedshield.ray_session import (
     first_line,
@@ -73,6 +75,15 @@ def ray_init_args(scenario: Scenario, verbose: bool) -> dict[str, Any]:
 def backend_config(scenario: Scenario) -> dict[str, Any]:
     """Flower's Ray backend settings: per-client resources from the scenario."""
     return {"client_resources": client_resources(scenario.simulation)}
+
+
+def check_backend(scenario: Scenario, ray_address: str | None) -> None:
+    """A Ray cluster runs clients only on the Ray backend: one line, before anything starts."""
+    if ray_address is not None and scenario.simulation.backend != "ray":
+        raise FedshieldError(
+            f"simulation.backend: got {scenario.simulation.backend!r}; a Ray cluster "
+            f"(--ray-address {ray_address}) runs the clients only with simulation.backend = 'ray'"
+        )
 
 
 def import_apps(verbose: bool) -> None:
@@ -139,6 +150,7 @@ def run_scenario(
     """
     # Output, key files, GPUs: fail in one line, before Ray starts (a cluster's GPUs are on its
     # nodes, not necessarily on this host).
+    check_backend(scenario, ray_address)
     check_environment(scenario, local_gpus=ray_address is None)
     import_apps(verbose)
     from server.app import RunOutcome, build_server_app
@@ -196,6 +208,8 @@ def run_session(
         stops.engine_errors.append(err)
         stop.request(f"the simulation engine failed: {type(err).__name__}")
 
+    backend_name, engine_host = _backend(scenario, on_engine_failure, ray_address, pool_size)
+
     def simulate() -> None:
         install_dispatch()  # messages reach the workers when pushed, not at the next poll
         try:
@@ -203,7 +217,7 @@ def run_session(
                 server_app=server_app,
                 client_app=secagg_client_app if scenario.secure_aggregation.enabled else client_app,
                 num_supernodes=scenario.data.num_clients,
-                backend_name=register_watched_backend(on_engine_failure, pool_size),
+                backend_name=backend_name,
                 backend_config=backend_config(scenario),
                 verbose_logging=verbose,
             )
@@ -211,13 +225,30 @@ def run_session(
             if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
-    init_args = ray_init_args(scenario, verbose)
-    with (
-        ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check),
-        stop_on_signals(on_signal),
-    ):
+    with engine_host(verbose, check), stop_on_signals(on_signal):
         _await_engine(run_in_thread(simulate), stop)
     return stops
+
+
+def _backend(
+    scenario: Scenario,
+    on_failure: Callable[[BaseException], None],
+    ray_address: str | None,
+    pool_size: int | None,
+) -> tuple[str, Callable[[bool, bool], AbstractContextManager[Any]]]:
+    """The engine backend's registered name, and what hosts it for the session (given
+    ``verbose`` and ``check``): a private Ray or the cluster at ``ray_address``, or nothing for
+    ``simulation.backend = "process"``, whose clients share this process's TensorFlow runtime
+    (sized and made deterministic as a client actor's would be)."""
+    if scenario.simulation.backend == "process":
+        configure_tensorflow(int(scenario.simulation.num_cpus))
+        return register_process_backend(), lambda verbose, check: nullcontext()
+
+    def ray_host(verbose: bool, check: bool) -> AbstractContextManager[Any]:
+        init_args = ray_init_args(scenario, verbose)
+        return ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check)
+
+    return register_watched_backend(on_failure, pool_size), ray_host
 
 
 def _result(run_dir: Path, outcome: RunOutcome, stops: Stops) -> RunResult:

@@ -9,6 +9,12 @@ its cells one after another in one warm session, with at most
 order as places free up, records every cell the children report in ``sweep.json``, prints the
 progress lines, and passes a SIGINT or SIGTERM on to the running groups (which stop their cell
 in flight, as a sweep without a cluster does).
+
+Without a cluster, ``fedshield sweep --jobs N`` runs up to ``N`` sessions side by side on this
+machine the same way (:func:`local_jobs`): groups, and a group's cells cut into contiguous parts
+when there are fewer groups than ``N``. Its children are started before the sweep validates its
+cells (:func:`prewarmed`), so their imports (TensorFlow, Flower: seconds each) overlap the
+sweep's own; each reads its work once it is ready.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,12 +48,31 @@ CHILD = (sys.executable, "-m", "fedshield.sweep.group")
 
 @dataclass(frozen=True)
 class GroupJob:
-    """A group's cells still to run, where each writes, and its share of the cluster's actors."""
+    """A group's cells still to run (all of them or a part), where each writes, and its share of
+    the cluster's actors (None: a private Ray sizes its own pool)."""
 
     group: int
     cells: Sequence[PlannedCell]
     run_dirs: Sequence[Path]
-    pool_size: int
+    pool_size: int | None
+
+
+@dataclass
+class Spawned:
+    """A group process started and waiting for its work on stdin."""
+
+    process: subprocess.Popen[str]
+    events: int  # the read end of its events' pipe
+
+    def dismiss(self) -> None:
+        """It is not needed: end it (it may still be importing) and close its pipes."""
+        with suppress(OSError):
+            self.process.terminate()
+        self.process.wait()
+        if self.process.stdin is not None:
+            with suppress(BrokenPipeError):
+                self.process.stdin.close()
+        os.close(self.events)
 
 
 @dataclass
@@ -91,27 +116,63 @@ def plan_jobs(
     return at_once, jobs
 
 
-def _start(job: GroupJob, address: str, verbose: bool, command: Sequence[str]) -> _Child:
+def local_jobs(
+    groups: Sequence[Sequence[PlannedCell]], run_dir: Callable[[PlannedCell], Path], jobs: int
+) -> tuple[int, list[GroupJob]]:
+    """``--jobs`` without a cluster: at most ``jobs`` sessions at once, and at least as many
+    parts as that where the cells allow (the largest part is halved until there are).
+
+    Each part is a session of its own (its own fixed cost, its own private Ray under the Ray
+    backend); the cells of a part stay in grid order.
+    """
+    parts = [list(g) for g in groups]
+    while len(parts) < jobs and max(len(p) for p in parts) > 1:
+        k = max(range(len(parts)), key=lambda i: len(parts[i]))
+        half = (len(parts[k]) + 1) // 2
+        parts[k : k + 1] = [parts[k][:half], parts[k][half:]]
+    at_once = min(jobs, len(parts))
+    return at_once, [GroupJob(p[0].group, p, [run_dir(c) for c in p], None) for p in parts]
+
+
+def spawn(command: Sequence[str], verbose: bool) -> Spawned:
+    """Start a group process; it reads its work from stdin when :func:`_start` writes it."""
     read_end, write_end = os.pipe()
-    cells = [
-        {"id": c.cell.id, "run_dir": str(d), "scenario": c.scenario.model_dump(mode="json")}
-        for c, d in zip(job.cells, job.run_dirs, strict=True)
-        if c.scenario is not None
-    ]
-    spec = {"address": address, "pool_size": job.pool_size, "verbose": verbose, "cells": cells}
     process = subprocess.Popen(
-        [*command, str(write_end)],
+        [*command, str(write_end), *(["--verbose"] if verbose else [])],
         stdin=subprocess.PIPE,
         pass_fds=(write_end,),
         text=True,
         start_new_session=True,  # the terminal's Ctrl-C reaches the sweep, which passes it on
     )
     os.close(write_end)
+    return Spawned(process, read_end)
+
+
+@contextmanager
+def prewarmed(count: int, verbose: bool, command: Sequence[str] = CHILD) -> Iterator[list[Spawned]]:
+    """``count`` group processes started now, importing while the sweep plans; those still in
+    the list when the block ends (not needed, or the sweep failed first) are dismissed."""
+    warm = [spawn(command, verbose) for _ in range(count)]
+    try:
+        yield warm
+    finally:
+        for spawned in warm:
+            spawned.dismiss()
+
+
+def _start(job: GroupJob, address: str | None, verbose: bool, spawned: Spawned) -> _Child:
+    cells = [
+        {"id": c.cell.id, "run_dir": str(d), "scenario": c.scenario.model_dump(mode="json")}
+        for c, d in zip(job.cells, job.run_dirs, strict=True)
+        if c.scenario is not None
+    ]
+    spec = {"address": address, "pool_size": job.pool_size, "verbose": verbose, "cells": cells}
+    process = spawned.process
     assert process.stdin is not None
     with suppress(BrokenPipeError):  # it died at once: its exit code tells the sweep
         process.stdin.write(to_json(spec))
         process.stdin.close()
-    return _Child(job, process, read_end, now())
+    return _Child(job, process, spawned.events, now())
 
 
 def _read_events(group: int, fd: int, events: Queue[tuple[int, dict[str, Any] | None]]) -> None:
@@ -132,16 +193,20 @@ class GroupRunner:
     """Runs jobs ``at_once`` at a time; ``record(cell, result)`` and ``session(group, started,
     ended)`` are called in this (the main) thread as the children report."""
 
-    address: str
+    address: str | None
     verbose: bool
     record: Callable[[PlannedCell, CellResult], None]
     session: Callable[[int, str, str], None]
     command: Sequence[str] = CHILD
+    warm: list[Spawned] = field(default_factory=list)
+    """Processes already started (:func:`prewarmed`), used before new ones are."""
     stops: Stops = field(default_factory=Stops)
+    spans: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """Each group's first start and last end (a group cut into parts has several sessions)."""
 
     def run(self, jobs: Sequence[GroupJob], at_once: int) -> Stops:
         """Every job, in order, at most ``at_once`` at a time; what stopped the sweep."""
-        waiting, running = deque(jobs), dict[int, _Child]()
+        waiting, running = deque(enumerate(jobs)), dict[int, _Child]()
         events: Queue[tuple[int, dict[str, Any] | None]] = Queue()
 
         def on_signal(signum: int) -> None:
@@ -152,29 +217,33 @@ class GroupRunner:
         with stop_on_signals(on_signal):
             while waiting or running:
                 while waiting and len(running) < at_once and not self._stopping():
-                    job = waiting.popleft()
-                    child = _start(job, self.address, self.verbose, self.command)
-                    running[job.group] = child
-                    reader = (job.group, child.events, events)
+                    key, job = waiting.popleft()
+                    spawned = self.warm.pop(0) if self.warm else spawn(self.command, self.verbose)
+                    child = _start(job, self.address, self.verbose, spawned)
+                    running[key] = child
+                    reader = (key, child.events, events)
                     threading.Thread(target=_read_events, args=reader, daemon=True).start()
                 if not running:
                     break
                 try:
-                    group, event = events.get(timeout=0.2)
+                    key, event = events.get(timeout=0.2)
                 except Empty:
                     continue
-                self._handle(running, group, event)
+                self._handle(running, key, event)
         return self.stops
 
     def _stopping(self) -> bool:
         return bool(self.stops.signals or self.stops.engine_errors)
 
-    def _handle(self, running: dict[int, _Child], group: int, event: dict[str, Any] | None) -> None:
-        child = running[group]
+    def _handle(self, running: dict[int, _Child], key: int, event: dict[str, Any] | None) -> None:
+        child = running[key]
+        group = child.job.group
         if event is None:  # the child closed its events: it is ending
-            del running[group]
+            del running[key]
             code = child.process.wait()
-            self.session(group, child.started, now())
+            started, ended = self.spans.get(group, (child.started, now()))
+            self.spans[group] = (min(started, child.started), max(ended, now()))
+            self.session(group, *self.spans[group])
             if not child.stopped and not self.stops.signals:
                 kind = f"group {group}'s process ended with exit code {code}"
                 self.stops.engine_errors.append(EngineFailed(kind))

@@ -2,7 +2,8 @@
 
 The fixed cost of a simulation (Ray start, every actor importing TensorFlow and tracing its
 model, shutdown) is paid once per group (:mod:`fedshield.sweep.plan`), not once per cell. On a
-Ray cluster several groups run at once (:mod:`fedshield.sweep.concurrent`). A signal stops the
+Ray cluster several groups run at once (:mod:`fedshield.sweep.concurrent`), and with ``--jobs N``
+up to N sessions run at once on this machine. A signal stops the
 cells in flight (their summaries say ``interrupted``) and the sweep exits with the shell's code;
 the same command then resumes (:mod:`fedshield.sweep.index`).
 """
@@ -20,8 +21,16 @@ from typing import TextIO
 
 from common.errors import FedshieldError
 from fedshield.report import build_report
-from fedshield.runner import Interrupted, Stops, import_apps
-from fedshield.sweep.concurrent import GroupJob, GroupRunner, cluster_slots, now, plan_jobs
+from fedshield.runner import Interrupted, Stops, check_backend, import_apps
+from fedshield.sweep.concurrent import (
+    GroupJob,
+    GroupRunner,
+    cluster_slots,
+    local_jobs,
+    now,
+    plan_jobs,
+    prewarmed,
+)
 from fedshield.sweep.grid import load_grid
 from fedshield.sweep.group import CellResult, EngineFailed, round_lines_of, run_group
 from fedshield.sweep.index import SweepIndex
@@ -78,46 +87,67 @@ def run_sweep(
     skip_invalid: bool,
     verbose: bool,
     ray_address: str | None = None,
+    jobs: int = 1,
 ) -> int:
     """Validate every cell, run the ones not finished yet, return the exit code.
 
     ``ray_address``: a Ray cluster whose resources let several groups run at once
-    (:mod:`fedshield.sweep.concurrent`); None runs the groups one after another here.
+    (:mod:`fedshield.sweep.concurrent`); None runs the groups here, one after another, or up to
+    ``jobs`` sessions at once in child processes.
     """
     grid = load_grid(source)
     sweep_dir = sweep_dir_of(grid.name, output, grid.base.get("output"))
-    plan = plan_grid(grid, sweep_dir, local_gpus=ray_address is None)
-    total = len(plan.cells)
-    for item in plan.invalid:
-        print(f"invalid: {item.label(total)}: {item.error}", file=sys.stderr)
-    if plan.invalid and not skip_invalid:
-        raise FedshieldError(
-            f"sweep: {len(plan.invalid)} of {total} cells are invalid (listed above); "
-            "fix the grid or pass --skip-invalid to run the others"
+    with prewarmed(jobs if jobs > 1 and ray_address is None else 0, verbose) as warm:
+        plan = plan_grid(grid, sweep_dir, local_gpus=ray_address is None)
+        total = len(plan.cells)
+        for item in plan.invalid:
+            print(f"invalid: {item.label(total)}: {item.error}", file=sys.stderr)
+        if plan.invalid and not skip_invalid:
+            raise FedshieldError(
+                f"sweep: {len(plan.invalid)} of {total} cells are invalid (listed above); "
+                "fix the grid or pass --skip-invalid to run the others"
+            )
+        index = SweepIndex(sweep_dir, command, source, grid.fields, plan)
+        index.write()
+        to_run = index.to_run()
+        runnable = {item.cell.id for item in to_run}
+        groups = [g for g in ([c for c in g if c.cell.id in runnable] for g in plan.groups) if g]
+        at_once, children = _children(groups, index, ray_address, jobs, verbose)
+        print(
+            f"sweep {grid.name}: {total} cells in {len(plan.groups)} sessions ({at_once} at "
+            f"once), {index.count('finished')} already finished, {len(to_run)} to run; files in "
+            f"{sweep_dir}",
+            flush=True,
         )
-    index = SweepIndex(sweep_dir, command, source, grid.fields, plan)
-    index.write()
-    to_run = index.to_run()
-    runnable = {item.cell.id for item in to_run}
-    groups = [g for g in ([c for c in g if c.cell.id in runnable] for g in plan.groups) if g]
-    at_once, jobs = 1, list[GroupJob]()
-    if ray_address is not None and groups:
-        scenarios = [g[0].scenario for g in groups if g[0].scenario is not None]
-        slots = cluster_slots(ray_address, scenarios, verbose=verbose)
-        at_once, jobs = plan_jobs(groups, index.run_dir, slots)
-    print(
-        f"sweep {grid.name}: {total} cells in {len(plan.groups)} sessions ({at_once} at once), "
-        f"{index.count('finished')} already finished, {len(to_run)} to run; files in {sweep_dir}",
-        flush=True,
-    )
-    progress = Progress(total, len(to_run))
-    record = partial(_record, index=index, progress=progress)
-    if jobs and ray_address is not None:
-        runner = GroupRunner(ray_address, verbose, record, index.session)
-        _raise_stops(runner.run(jobs, at_once), index, sweep_dir)
-    elif groups:
-        _run_here(groups, index, record, verbose)
+        progress = Progress(total, len(to_run))
+        record = partial(_record, index=index, progress=progress)
+        if children:
+            runner = GroupRunner(ray_address, verbose, record, index.session, warm=warm)
+            _raise_stops(runner.run(children, at_once), index, sweep_dir)
+        elif groups:
+            _run_here(groups, index, record, verbose)
     return _finish_sweep(index, progress)
+
+
+def _children(
+    groups: Sequence[Sequence[PlannedCell]],
+    index: SweepIndex,
+    ray_address: str | None,
+    jobs: int,
+    verbose: bool,
+) -> tuple[int, list[GroupJob]]:
+    """How many sessions run at once, and the child processes' jobs (none: run here)."""
+    if not groups:
+        return 1, []
+    if ray_address is not None:
+        scenarios = [g[0].scenario for g in groups if g[0].scenario is not None]
+        for scenario in scenarios:
+            check_backend(scenario, ray_address)
+        slots = cluster_slots(ray_address, scenarios, verbose=verbose)
+        return plan_jobs(groups, index.run_dir, slots)
+    if jobs > 1:
+        return local_jobs(groups, index.run_dir, jobs)
+    return 1, []
 
 
 def _run_here(

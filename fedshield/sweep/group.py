@@ -1,7 +1,8 @@
 """One group of a sweep's cells in one warm Flower session, here or in a child process.
 
 Without a cluster the sweep runs its groups in its own process, one after another
-(:mod:`fedshield.sweep.execute`). On a cluster every group runs in a child process
+(:mod:`fedshield.sweep.execute`), or with ``--jobs N`` up to N child processes at once. On a
+cluster every group runs in a child process
 (``python -m fedshield.sweep.group``) attached to the same Ray address, several at once
 (:mod:`fedshield.sweep.concurrent`). Processes, not several ``run_simulation`` threads in one
 driver, because three things are per process:
@@ -15,10 +16,12 @@ driver, because three things are per process:
   would depend on the timing;
 - signal handlers belong to the main thread, and Flower's backend registry is a module global.
 
-The child reads its work as JSON on stdin (``{"address", "pool_size", "verbose", "cells":
-[{"id", "run_dir", "scenario"}]}``) and writes one JSON line per finished, interrupted or failed
-cell (``{"cell", "error", "summary"}``), then one ``{"stops": {"signals", "engine_errors"}}``,
-to the file descriptor given as its argument. Its stdout and stderr are the sweep's.
+The child imports the apps, then reads its work as JSON on stdin (``{"address", "pool_size",
+"verbose", "cells": [{"id", "run_dir", "scenario"}]}``; ``address`` None: a private Ray, or none
+under ``simulation.backend = "process"``) and writes one JSON line per finished, interrupted or
+failed cell (``{"cell", "error", "summary"}``), then one ``{"stops": {"signals",
+"engine_errors"}}``, to the file descriptor given as its argument. Its stdout and stderr are the
+sweep's.
 """
 
 from __future__ import annotations
@@ -179,13 +182,21 @@ def child_main(spec: dict[str, Any], events: TextIO) -> None:
 
 
 def main() -> None:
-    """``python -m fedshield.sweep.group EVENTS_FD`` (started by the sweep, never by hand)."""
+    """``python -m fedshield.sweep.group EVENTS_FD [--verbose]`` (started by the sweep, never by
+    hand)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_signalled)
     _follow_parent(os.getppid())
-    spec = json.load(sys.stdin)
+    try:
+        # Imports first: a process the sweep started ahead (--jobs) is ready when its work comes.
+        import_apps("--verbose" in sys.argv[2:])
+        work = sys.stdin.read()
+    except _Signalled as stopped:  # dismissed before it had work: not needed, or interrupted
+        sys.exit(128 + stopped.signum)
+    if not work.strip():  # the sweep closed stdin without work for it
+        return
     with os.fdopen(int(sys.argv[1]), "w", encoding="utf-8") as events:
-        child_main(spec, events)
+        child_main(json.loads(work), events)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def session_key(scenario: Scenario) -> tuple[Any, ...]:
         trust = ClientTrust(signed=True, keys_dir=trust.keys_dir, run_seed=0)
     # A SecAgg+ cell needs the session's ClientApp with Flower's secaggplus_mod.
     secure = scenario.secure_aggregation.enabled
-    return (scenario.data.num_clients, sim.num_cpus, sim.num_gpus, trust, secure)
+    return (sim.backend, scenario.data.num_clients, sim.num_cpus, sim.num_gpus, trust, secure)
 
 
 def plan_grid(grid: GridSpec, sweep_dir: Path, *, local_gpus: bool = True) -> Plan:

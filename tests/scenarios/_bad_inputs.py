@@ -92,6 +92,11 @@ CASES: tuple[BadInput, ...] = (
         "error: simulation.num_cpus: got inf; Input should be a finite number",
     ),
     BadInput(
+        '`simulation.backend = "thread"`',
+        _q('simulation.backend="thread"'),
+        "error: simulation.backend: got 'thread'; Input should be 'ray' or 'process'",
+    ),
+    BadInput(
         "`data.num_clients = 1500` on digits (1,437 training images)",
         _q("data.num_clients=1500"),
         "error: data.num_clients: got 1500; must be between 1 and the 1437 training examples",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,47 @@ def test_on_a_cluster_invalid_cells_are_refused_before_attaching(
     code, stdout, stderr = run_cli(capsys, *argv)
     assert (code, stdout) == (2, [])
     assert stderr[-1].startswith("error: sweep: 1 of 4 cells are invalid (listed above)")
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "two", "1.5"])
+def test_a_bad_jobs_value_is_refused_by_name(
+    jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(capsys, "sweep", "smoke", "--out", str(tmp_path), "--jobs", jobs)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"fedshield sweep: error: argument --jobs: got {jobs!r}; expected a whole number >= 1"
+    )
+
+
+def test_jobs_on_a_cluster_is_refused_before_attaching(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sweep", "smoke", "--out", str(tmp_path / "s"), "--jobs", "2"]
+    code, stdout, stderr = run_cli(capsys, *argv, "--ray-address", "127.0.0.1:1")
+    assert (code, stdout) == (2, [])
+    assert stderr == [
+        "error: --jobs: got 2; on a Ray cluster (--ray-address or $RAY_ADDRESS) the cluster's "
+        "actors decide how many groups run at once, so leave --jobs out"
+    ]
+
+
+def _child_processes() -> list[int]:
+    """This process's live children (Linux /proc)."""
+    tasks = Path(f"/proc/{os.getpid()}/task").iterdir()
+    return [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+
+
+def test_with_jobs_an_invalid_grid_is_refused_and_its_early_processes_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --jobs starts its group processes before it validates; an invalid grid must end them.
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID)
+    before = set(_child_processes())
+    argv = ["sweep", str(grid), "--out", str(tmp_path / "s"), "--jobs", "2"]
+    code, stdout, stderr = run_cli(capsys, *argv)
+    assert (code, stdout) == (2, [])
+    assert stderr[-1].startswith("error: sweep: 1 of 4 cells are invalid (listed above)")
+    assert set(_child_processes()) <= before

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fedshield.sweep.concurrent import GroupRunner, plan_jobs
+from fedshield.sweep.concurrent import GroupJob, GroupRunner, local_jobs, plan_jobs, prewarmed
 from fedshield.sweep.grid import load_grid
 from fedshield.sweep.group import CellResult
 from fedshield.sweep.plan import PlannedCell, plan_grid
@@ -163,3 +163,37 @@ def test_a_group_process_that_dies_fails_the_sweep_and_no_later_group_starts(
 
     assert [str(e) for e in stops.engine_errors] == ["group 0's process ended with exit code 3"]
     assert list(seen.sessions) == [0] and seen.cells == []
+
+
+def test_jobs_cut_the_largest_group_until_there_are_as_many_parts_as_jobs(
+    tmp_path: Path,
+) -> None:
+    groups, _ = _groups(tmp_path)  # two groups of two cells
+    at_once, jobs = local_jobs(groups, _run_dir, 3)
+    assert at_once == 3
+    assert [[c.cell.index for c in j.cells] for j in jobs] == [[0], [1], [2, 3]]
+    assert [j.group for j in jobs] == [0, 0, 1] and {j.pool_size for j in jobs} == {None}
+    at_once, jobs = local_jobs(groups, _run_dir, 8)  # no more parts than cells
+    assert (at_once, [len(j.cells) for j in jobs]) == (4, [1, 1, 1, 1])
+    assert local_jobs(groups, _run_dir, 2) == (
+        2,
+        [GroupJob(g[0].group, g, [_run_dir(c) for c in g], None) for g in groups],
+    )
+
+
+def test_a_group_cut_in_parts_runs_on_the_processes_started_first_and_the_spare_ends(
+    tmp_path: Path,
+) -> None:
+    groups, _ = _groups(tmp_path)
+    at_once, jobs = local_jobs(groups[:1], _run_dir, 2)  # group 0's two cells, one per process
+    seen = Recorder()
+    with prewarmed(3, False, (sys.executable, "-c", CHILD)) as warm:
+        runner = GroupRunner(None, False, seen.record, seen.session, warm=warm)
+        stops = runner.run(jobs, at_once)
+        assert len(warm) == 1  # two were used; the third is dismissed when the block ends
+        spare = warm[0].process
+    assert spare.returncode is not None
+    assert (stops.signals, stops.engine_errors) == ([], [])
+    assert sorted(item.cell.index for item, _ in seen.cells) == [0, 1]
+    assert all(r.summary and r.summary["address"] is None for _, r in seen.cells)
+    assert list(seen.sessions) == [0]  # one span for the group, over both parts

@@ -59,6 +59,9 @@ def test_cells_needing_the_same_clients_share_one_session(tmp_path: Path) -> Non
     assert [c.group for c in plan.cells] == [0, 0, 1, 1, 0, 0, 1, 1]
     text = one.replace("seed = [1, 2]", 'seed = [1]\n"simulation.num_cpus" = [1, 2]')
     assert len(_plan(tmp_path, text).groups) == 2
+    # So does where the ClientApp runs (a Ray actor pool, or the driver itself).
+    text = one.replace("seed = [1, 2]", 'seed = [1]\n"simulation.backend" = ["ray", "process"]')
+    assert len(_plan(tmp_path, text).groups) == 2
 
 
 def test_signed_broadcasts_with_seed_keys_split_sessions_by_seed(tmp_path: Path) -> None:

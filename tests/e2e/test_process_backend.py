@@ -1,0 +1,99 @@
+"""``simulation.backend = "process"``: Flower's engine with the ClientApp in the driver, no Ray.
+
+The claim is equivalence, so the test compares against the Ray backend: the same scenario
+trains bit-identical weights and records the same injected faults; and a sweep cut over two
+processes (``--jobs 2``) gives every cell exactly what it gets in one session. Each run is its
+own ``fedshield`` process (the process backend configures the driver's TensorFlow runtime).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from common.results import read_json, read_jsonl
+from tests.e2e._processes import REPO
+
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "rounds": 3,
+    "data.num_clients": 5,
+    "train.local_epochs": 1,
+    "simulation.num_cpus": 1,
+    "attack.type": "sign_flip",
+    "attack.malicious": 1,
+}
+TIMES = ("seconds", "time")
+"""What differs from one run to the next: wall times and the per-round time split."""
+
+
+def _fedshield(*argv: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "fedshield.cli", *argv],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def _untimed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k not in TIMES} for row in rows]
+
+
+def _run(tmp_path: Path, backend: str, faults: str) -> Path:
+    output = tmp_path / backend
+    sets = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in TINY.items()]
+    sets += [f"simulation.backend={backend!r}", faults, f'output="{output}"']
+    _fedshield("run", "quickstart", *[arg for s in sets for arg in ("--set", s)])
+    (run_dir,) = output.iterdir()
+    return run_dir
+
+
+def test_the_process_backend_trains_the_weights_ray_trains_and_records_the_same_faults(
+    tmp_path: Path,
+) -> None:
+    faults = "simulation.faults={crash=0.3}"  # seed 42 draws crashes in rounds 1 to 3
+    ray, process = (_run(tmp_path, backend, faults) for backend in ("ray", "process"))
+
+    with np.load(ray / "resume.npz") as a, np.load(process / "resume.npz") as b:
+        arrays = [k for k in a.files if k.startswith("a")]
+        assert arrays and all(np.array_equal(a[k], b[k]) for k in arrays)
+    ray_rows, process_rows = (read_jsonl(d / "metrics.jsonl") for d in (ray, process))
+    assert sum(r["num_failures"] for r in ray_rows[1:]) > 0  # the faults did happen
+    # The server's loss is summed by the driver's TensorFlow, sized to one client's CPUs under
+    # the process backend: equal to the last few bits, not bit for bit (docs/simulation.md).
+    for r, p in zip(ray_rows, process_rows, strict=True):
+        assert p.pop("loss") == pytest.approx(r.pop("loss"), rel=1e-6)
+    assert _untimed(process_rows) == _untimed(ray_rows)
+
+
+def test_a_sweep_over_two_processes_gives_every_cell_what_one_session_gives(
+    tmp_path: Path,
+) -> None:
+    overrides = "".join(f'"{k}" = {v!r}\n'.replace("'", '"') for k, v in TINY.items())
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        f'base = "quickstart"\n[overrides]\n{overrides}"simulation.backend" = "process"\n'
+        '[sweep]\n"defense.aggregator" = ["fedavg", "median"]\nseed = [1, 2]\n'
+    )
+    one, two = tmp_path / "one", tmp_path / "two"
+    _fedshield("sweep", str(grid), "--out", str(one))
+    lines = _fedshield("sweep", str(grid), "--out", str(two), "--jobs", "2")
+
+    assert lines[0].startswith("sweep g: 4 cells in 1 sessions (2 at once)")
+    cells = read_json(two / "sweep.json")["cells"]
+    assert [c["status"] for c in cells] == ["finished"] * 4
+    for cell in cells:
+        rows = [read_jsonl(out / cell["dir"] / "metrics.jsonl") for out in (one, two)]
+        assert [r["round"] for r in rows[1]] == [0, 1, 2, 3]
+        assert _untimed(rows[1]) == _untimed(rows[0])
