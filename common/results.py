@@ -196,18 +196,21 @@ def atomic_write_json(path: PathLike, obj: object) -> None:
     atomic_write_text(path, to_json(obj, indent=2) + "\n")
 
 
-def append_line(path: PathLike, line: str) -> None:
-    """Append ``line`` and a newline to ``path``; a crash can never leave half a line.
+def append_lines(path: PathLike, lines: Sequence[str]) -> None:
+    """Append ``lines``, each with a newline, to ``path``: all of them or none, never half a line.
 
     Implemented as copy-and-replace rather than an ``O_APPEND`` write: a single ``write(2)`` on
     ``O_APPEND`` is atomic against other writers but can still be torn by a power loss or cut
     short by a full disk, leaving a partial last line; a replaced file cannot. The copy is linear
     in the file size; a metrics log holds one line per round (1,000 rounds are well under 1 MB),
-    so the cost is negligible. Each log has one writer (the server), so no update is lost.
+    so the cost is small, and a round's many lines (one per client) share one copy and one
+    ``fsync``. Each log has one writer (the server), so no update is lost.
     """
-    if "\n" in line:
+    if any("\n" in line for line in lines):
         raise ValueError("a JSONL line cannot contain a newline")
-    encoded = (line + "\n").encode("utf-8")
+    if not lines:
+        return
+    encoded = "".join(f"{line}\n" for line in lines).encode("utf-8")
     source = Path(path)
 
     def write(handle: BinaryIO) -> None:
@@ -219,9 +222,15 @@ def append_line(path: PathLike, line: str) -> None:
     atomic_write(source, write)
 
 
-def append_jsonl(path: PathLike, record: Mapping[str, Any]) -> None:
-    """Append ``record`` as one key-sorted JSON line (see :func:`append_line`)."""
-    append_line(path, to_json(dict(record)))
+def append_line(path: PathLike, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` (:func:`append_lines`)."""
+    append_lines(path, [line])
+
+
+def append_jsonl(path: PathLike, *records: Mapping[str, Any]) -> None:
+    """Append each record as one key-sorted JSON line, all in one atomic append
+    (:func:`append_lines`)."""
+    append_lines(path, [to_json(dict(record)) for record in records])
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:

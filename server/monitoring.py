@@ -67,9 +67,8 @@ class ClientLog:
         self.malicious = malicious
 
     def record(self, server_round: int, result: RoundResult) -> None:
-        """Write the round's lines (each line atomically, like ``metrics.jsonl``)."""
-        for row in client_rows(server_round, result, self.malicious):
-            append_jsonl(self.path, row)
+        """Append the round's lines, all of them or none (one atomic append, one ``fsync``)."""
+        append_jsonl(self.path, *client_rows(server_round, result, self.malicious))
 
     def plot(self, title: str) -> None:
         """Draw ``clients.png`` from ``clients.jsonl`` (nothing when no round was recorded)."""

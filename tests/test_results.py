@@ -151,6 +151,18 @@ def test_append_jsonl_of_a_bad_record_leaves_the_log_intact(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
 
 
+def test_a_batch_of_records_is_appended_whole_or_not_at_all(tmp_path: Path) -> None:
+    # A round's client lines go in one append: a bad record among them leaves none written.
+    path = tmp_path / "clients.jsonl"
+    append_jsonl(path, {"round": 1, "partition": 0}, {"round": 1, "partition": 1})
+    with pytest.raises(TypeError):
+        append_jsonl(path, {"round": 2, "partition": 0}, {"round": 2, "bad": {1, 2}})
+    append_jsonl(path)  # nothing to append: the file is left as it is
+    assert read_jsonl(path) == [{"partition": 0, "round": 1}, {"partition": 1, "round": 1}]
+    append_jsonl(tmp_path / "none.jsonl")
+    assert [p.name for p in tmp_path.iterdir()] == ["clients.jsonl"]
+
+
 def test_append_jsonl_does_not_modify_the_record(tmp_path: Path) -> None:
     record = {"round": 1, "nested": {"a": 1}}
     append_jsonl(tmp_path / "m.jsonl", record)
