@@ -11,6 +11,8 @@ single Ray actor would: the engine, the ServerApp, the messages, the contexts an
 Flower's own.
 
 What a client loses without its own process (``simulation.backend = "process"``): isolation.
+The driver's Python and NumPy random streams are put back after every client
+(:func:`own_global_streams`), so the server draws what it draws under Ray.
 A client that crashes the interpreter (a segfault in TensorFlow) ends the run instead of one
 actor, and clients share the driver's memory and TensorFlow runtime. Faults the ClientApp raises
 (``simulation.faults``) are reported exactly as under Ray: Flower's worker turns the
@@ -19,8 +21,12 @@ actor, and clients share the driver's memory and TensorFlow runtime. Faults the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from flwr.app import Context, Message
@@ -28,6 +34,25 @@ if TYPE_CHECKING:
 
 PROCESS_BACKEND = "fedshield-process"
 """The name under which :func:`register_process_backend` registers :class:`ProcessBackend`."""
+
+
+@contextmanager
+def own_global_streams() -> Iterator[None]:
+    """Run the block with Python's and NumPy's process-global random streams put back after it.
+
+    A client seeds them before it trains (``tf.keras.utils.set_random_seed``), as it may in its
+    own actor process; in the driver that would move the server's streams, which the server
+    draws from and saves in its resume checkpoint. Put back, the server's streams are what they
+    are under Ray. TensorFlow's global seed is not put back (TF offers no way to read its op-seed
+    counter): server-side TF randomness after a round follows the last client's seed, still
+    deterministic for a scenario and seed.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def register_process_backend() -> str:
@@ -62,12 +87,13 @@ def register_process_backend() -> str:
                 raise ValueError("build() must come before process_message()")
             # As Flower's ClientAppActor.run: a failure to load the app is the engine's; anything
             # the app raises is that client's failure.
-            try:
-                reply = self.app_fn()(message=message, context=context)
-            except LoadClientAppError:
-                raise
-            except Exception as err:
-                raise ClientAppException(str(err)) from err
+            with own_global_streams():
+                try:
+                    reply = self.app_fn()(message=message, context=context)
+                except LoadClientAppError:
+                    raise
+                except Exception as err:
+                    raise ClientAppException(str(err)) from err
             return reply, context
 
     supported_backends[PROCESS_BACKEND] = ProcessBackend

@@ -65,8 +65,10 @@ def test_the_process_backend_trains_the_weights_ray_trains_and_records_the_same_
     faults = "simulation.faults={crash=0.3}"  # seed 42 draws crashes in rounds 1 to 3
     ray, process = (_run(tmp_path, backend, faults) for backend in ("ray", "process"))
 
+    # The resume checkpoint's arrays: the global model and the server's NumPy stream, which the
+    # clients in the driver must leave as they found it.
     with np.load(ray / "resume.npz") as a, np.load(process / "resume.npz") as b:
-        arrays = [k for k in a.files if k.startswith("a")]
+        arrays = [k for k in a.files if k != "tree"]
         assert arrays and all(np.array_equal(a[k], b[k]) for k in arrays)
     ray_rows, process_rows = (read_jsonl(d / "metrics.jsonl") for d in (ray, process))
     assert sum(r["num_failures"] for r in ray_rows[1:]) > 0  # the faults did happen
