@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -144,12 +145,17 @@ def serve(
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
+    adversary = Adversary(scenario, malicious=malicious)
+    if adversary.adaptive is not None:  # the ASR of the colluders' current trigger
+        evaluator.success_source = partial(
+            adversary.adaptive.success_set, dataset.x_test, dataset.y_test
+        )
     strategy = FedshieldStrategy(
         scenario=scenario,
         nodes=nodes,
         num_params=sum(w.size for w in weights),
         chain=chain,
-        adversary=Adversary(scenario, malicious=malicious),
+        adversary=adversary,
         guard=guard,
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
