@@ -180,7 +180,8 @@ class A3FL(Attack[A3FLParams]):
         square = BackdoorParams(
             trigger_size=p.trigger_size, position=p.position, offset=p.offset, value=1.0
         )
-        return Backdoor(square).apply_trigger(np.zeros((1, *shape), np.float32))[0]
+        stamped = Backdoor(square).apply_trigger(np.zeros((1, *shape), np.float32))
+        return np.asarray(stamped[0], np.float32)
 
     def initial_pattern(self, shape: tuple[int, ...]) -> Pattern:
         """The round-0 trigger: ``value`` on the square (the authors' 0.5)."""

@@ -145,11 +145,7 @@ def serve(
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
-    adversary = Adversary(scenario, malicious=malicious)
-    if adversary.adaptive is not None:  # the ASR of the colluders' current trigger
-        evaluator.success_source = partial(
-            adversary.adaptive.success_set, dataset.x_test, dataset.y_test
-        )
+    adversary = run_adversary(scenario, parts)
     strategy = FedshieldStrategy(
         scenario=scenario,
         nodes=nodes,
@@ -180,6 +176,18 @@ def serve(
     summary = run_summary(scenario, evaluator, sink.ever_accepted, final)
     summary.update(section_summaries(scenario, final, sink, privacy, guard, curious))
     return log.finish(summary)
+
+
+def run_adversary(scenario: Scenario, parts: RunParts) -> Adversary:
+    """The run's simulated adversary; an adaptive attack's evaluator measures its current
+    trigger (:mod:`server.adaptive`)."""
+    adversary = Adversary(scenario, malicious=parts.malicious)
+    if adversary.adaptive is not None:
+        test = parts.dataset
+        parts.evaluator.success_source = partial(
+            adversary.adaptive.success_set, test.x_test, test.y_test
+        )
+    return adversary
 
 
 def scenario_chain(scenario: Scenario) -> Rule:
