@@ -13,6 +13,7 @@ and ``update`` attacks, the server's adversary its ``collusion`` and ``transit``
 from __future__ import annotations
 
 from attacks import (
+    a3fl,
     alter_min,
     backdoor_triggers,
     collusion,
@@ -62,6 +63,7 @@ __all__ = [
     "TrainingAttack",
     "TransitAttack",
     "UpdateAttack",
+    "a3fl",
     "alter_min",
     "attack_plan",
     "backdoor_triggers",

@@ -16,6 +16,9 @@ Kinds and who calls them (the kind is a declaration each attack class makes; onl
 * ``transit`` (on the wire, no keys): :meth:`TransitAttack.tamper` alters a weight message.
 * ``training`` (client side, threat model ``none``): :meth:`attacks.training.TrainingAttack.train`
   runs the malicious client's own local training through a :class:`~attacks.training.Trainer`.
+* ``adaptive`` (server side, threat model ``none``): a backdoor whose trigger is state the
+  colluders refine every round (:class:`attacks.a3fl.A3FL`); the server's adversary holds the
+  state, trains the colluders' updates with it and hands its success set to the evaluator.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class Kind(StrEnum):
     COLLUSION = "collusion"
     TRANSIT = "transit"
     TRAINING = "training"
+    ADAPTIVE = "adaptive"
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -107,7 +111,8 @@ class NoAttack(Attack[NoParams]):
     >>> from attacks import attack_plan
     >>> from common.schema import AttackSpec
     >>> attack_plan(AttackSpec(type="none"))
-    AttackPlan(data=None, update=None, collusion=None, transit=None, training=None)
+    AttackPlan(data=None, update=None, collusion=None, transit=None, training=None,
+               adaptive=None)
     """
 
     kind = Kind.NONE

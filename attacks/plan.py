@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from attacks.a3fl import A3FL
 from attacks.base import DataAttack, Images, Kind, Labels, SuccessSet, TransitAttack, UpdateAttack
 from attacks.forging import CollusionAttack
 from attacks.registry import ATTACKS, get_attack
@@ -33,6 +34,7 @@ class AttackPlan:
     collusion: CollusionAttack[Any] | None = None
     transit: TransitAttack[Any] | None = None
     training: TrainingAttack[Any] | None = None
+    adaptive: A3FL | None = None
 
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
         """The data (or training) attack's success set (also when an update attack boosts it),

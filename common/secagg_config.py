@@ -81,7 +81,7 @@ def check_secure_aggregation(scenario: Any, server_side_attack: bool) -> None:
         return
     conflicts = secagg_conflicts(scenario)
     if server_side_attack:
-        conflicts.append(("attack.type", "a server-side (collusion or wire) attack"))
+        conflicts.append(("attack.type", "a server-side (collusion, adaptive or wire) attack"))
     if scenario.simulation.faults.enabled:
         conflicts.append(("simulation.faults", "fault injection (not wired to SecAgg+ dropouts)"))
     if conflicts:

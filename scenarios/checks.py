@@ -46,7 +46,8 @@ def check_plugins(scenario: Scenario) -> None:
 
     attack = scenario.attack
     plan = attack_plan(attack)  # every name, every parameter, and which kinds may be combined
-    check_secure_aggregation(scenario, plan.collusion is not None or plan.transit is not None)
+    server_side = (plan.collusion, plan.transit, plan.adaptive)
+    check_secure_aggregation(scenario, any(a is not None for a in server_side))
     check_crfl(scenario.crfl, secure_aggregation=scenario.secure_aggregation.enabled)
     malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
     if attack.enabled and not malicious:

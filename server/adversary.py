@@ -11,6 +11,9 @@ never receives it nor any client's malicious status.
   deployed chain: its current state and a copy of the round's generator). They sign what they
   send, since they own their keys. Forged rows replace the colluders' own rows of the round's
   stacked updates; the server shuffles all rows before its rule runs.
+* Adaptive trigger (kind ``adaptive``, A3FL): the colluders' shared learned trigger, the
+  attack's state across rounds, lives in :class:`server.adaptive.AdaptiveTrigger`; each attack
+  round it is refined and the malicious replies are replaced by updates trained with it.
 * Wire (kind ``transit``): weights are altered in transit on the links of the malicious
   clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
   keys: it cannot re-sign, which is exactly what the integrity checks detect.
@@ -35,6 +38,7 @@ from common.crypto.signing import sign_reply
 from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_rng
+from server.adaptive import AdaptiveTrigger
 from server.round import ChainView, RoundUpdates
 
 
@@ -47,6 +51,8 @@ class Adversary:
         self.plan = attack_plan(scenario.attack)
         self._warned = False  # a degenerate forgery is reported once per run
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
+        adaptive = self.plan.adaptive
+        self.adaptive = AdaptiveTrigger(scenario, adaptive) if adaptive is not None else None
 
     def active(self, server_round: int) -> bool:
         """Whether the attack acts this round (its window and per-round probability)."""
@@ -124,6 +130,8 @@ class Adversary:
         attack. Returns the round's updates and the attack's diagnostics (empty when it did
         not act); a degenerate forgery is reported once per run on stderr.
         """
+        if self.adaptive is not None and self.active(server_round):
+            return self._adapt(self.adaptive, server_round, updates, global_arrays)
         attack = self.plan.collusion
         if attack is None or not self.active(server_round):
             return updates, {}
@@ -150,6 +158,32 @@ class Adversary:
             for index, row in zip(bad, forgery.updates, strict=True)
         }
         return updates.replaced(changes), dict(forgery.diagnostics)
+
+    def _adapt(
+        self,
+        adaptive: AdaptiveTrigger,
+        server_round: int,
+        updates: RoundUpdates,
+        global_arrays: list[NDArray[np.float32]],
+    ) -> tuple[RoundUpdates, dict[str, float]]:
+        """A3FL's round: the lowest-id malicious client of the round refines the shared
+        trigger, then every malicious reply is replaced by an update trained with it."""
+        bad = sorted(
+            (r.partition_id, i)
+            for i, r in enumerate(updates.replies)
+            if r.partition_id in self.malicious
+        )
+        if not bad:  # no colluder sampled: the trigger waits for the next round
+            return updates, {}
+        diagnostics = adaptive.refine(server_round, bad[0][0], global_arrays)
+        replies = updates.replies
+        changes = {
+            index: self._signed(
+                replies[index], adaptive.poisoned_weights(server_round, partition_id, global_arrays)
+            )
+            for partition_id, index in bad
+        }
+        return updates.replaced(changes), diagnostics
 
     def _signed(self, reply: TrainReply, arrays: list[NDArray[np.float32]]) -> TrainReply:
         if reply.signature is None:

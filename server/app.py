@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -144,12 +145,13 @@ def serve(
     nodes, shard_sizes = discover_partitions(
         grid, scenario, timeout=scenario.simulation.handshake_timeout
     )
+    adversary = run_adversary(scenario, parts)
     strategy = FedshieldStrategy(
         scenario=scenario,
         nodes=nodes,
         num_params=sum(w.size for w in weights),
         chain=chain,
-        adversary=Adversary(scenario, malicious=malicious),
+        adversary=adversary,
         guard=guard,
         sink=sink,
         root=RootReference(scenario, dataset) if chain.needs_reference() else None,
@@ -174,6 +176,18 @@ def serve(
     summary = run_summary(scenario, evaluator, sink.ever_accepted, final)
     summary.update(section_summaries(scenario, final, sink, privacy, guard, curious))
     return log.finish(summary)
+
+
+def run_adversary(scenario: Scenario, parts: RunParts) -> Adversary:
+    """The run's simulated adversary; an adaptive attack's evaluator measures its current
+    trigger (:mod:`server.adaptive`)."""
+    adversary = Adversary(scenario, malicious=parts.malicious)
+    if adversary.adaptive is not None:
+        test = parts.dataset
+        parts.evaluator.success_source = partial(
+            adversary.adaptive.success_set, test.x_test, test.y_test
+        )
+    return adversary
 
 
 def scenario_chain(scenario: Scenario) -> Rule:

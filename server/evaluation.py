@@ -64,15 +64,19 @@ class Evaluator:
         )
         self.dataset = dataset
         self.success_set = success_set
+        self.success_source: Callable[[], SuccessSet] | None = None
+        """When set (an adaptive trigger, :mod:`server.adaptive`): the attack's current success
+        set, read at every evaluation in place of the fixed ``success_set``."""
         self.batch_size = batch_size
         self._scores = _batch_scores(self.model)
 
     def success_keys(self) -> list[str]:
         """The attack metrics this evaluator reports (none without a success set)."""
-        if self.success_set is None:
+        success = self._success()
+        if success is None:
             return []
         keys = ["attack_success_rate"]
-        if self.success_set.baseline_x is not None:
+        if success.baseline_x is not None:
             keys += ["attack_success_baseline", "attack_success_above_baseline"]
         return keys
 
@@ -114,8 +118,11 @@ class Evaluator:
         predicted = np.argmax(self.model.predict(x, batch_size=self.batch_size, verbose=0), axis=1)
         return float(np.mean(predicted == target))
 
+    def _success(self) -> SuccessSet | None:
+        return self.success_source() if self.success_source is not None else self.success_set
+
     def _success_rates(self) -> dict[str, float]:
-        success = self.success_set
+        success = self._success()
         if success is None:
             return {}
         rate = self._target_rate(success.x, success.target)

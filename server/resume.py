@@ -6,8 +6,9 @@ needs that is not a pure function of (seed, round):
 
 * the global weights after round r;
 * every chain stage's state (``FedshieldStrategy.chain_state``, the stages' ``NamedTuple``s);
-* the adversary's state: what the wire recorded on each link (replay attacks), and whether it
-  already warned about a degenerate forgery;
+* the adversary's state: what the wire recorded on each link (replay attacks), whether it
+  already warned about a degenerate forgery, and an adaptive attack's learned trigger (A3FL,
+  :mod:`server.adaptive`);
 * the integrity guard's: quarantine lists (``GateState.quarantined_until``), the handshake's
   shard sizes and the flags per round (detection scores); the ledger's position is its file,
   cut back to round r on resume;
@@ -151,6 +152,8 @@ class RunState:
             "ever_accepted": sorted(self.sink.ever_accepted),
             "numpy_global": np.random.get_state(),
         }
+        if adversary.adaptive is not None:
+            state["adaptive_trigger"] = adversary.adaptive.pattern
         if self.guard is not None:
             state["quarantined_until"] = dict(self.guard.state.quarantined_until)
             state["shard_sizes"] = self.guard.shard_sizes
@@ -171,6 +174,8 @@ class RunState:
         self.failed.streak = int(state["failed_streak"])
         self.sink.ever_accepted = set(state["ever_accepted"])
         np.random.set_state(state["numpy_global"])
+        if adversary.adaptive is not None:
+            adversary.adaptive.pattern = np.asarray(state["adaptive_trigger"], np.float32)
         if self.guard is not None:
             self.guard.state = GateState(state["quarantined_until"])
             self.guard.shard_sizes = dict(state["shard_sizes"])

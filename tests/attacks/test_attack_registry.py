@@ -53,6 +53,7 @@ EXPECTED = {
     "swap_layer": ("transit", "none"),
     "replay": ("transit", "none"),
     "alter_min": ("training", "none"),
+    "a3fl": ("adaptive", "none"),
 }
 # Parameters an attack needs to be built at all (all others have defaults).
 REQUIRED: dict[str, dict[str, Any]] = {"inflate_examples": {"factor": 3.0}}
@@ -78,7 +79,7 @@ def test_none_attack() -> None:
 
 def test_unknown_attack_lists_valid_names() -> None:
     with pytest.raises(
-        ConfigError, match=r"unknown attack 'alei'; valid: additive, alie, alter_min, backdoor"
+        ConfigError, match=r"unknown attack 'alei'; valid: a3fl, additive, alie, alter_min"
     ):
         get_attack("alei")
 
@@ -114,6 +115,10 @@ def test_unknown_param_is_one_line_error() -> None:
         ("neurotoxin", {"pgd_radius": -1.0}, "pgd_radius"),
         ("chameleon", {"contrastive_epochs": 0}, "contrastive_epochs"),
         ("chameleon", {"temperature": 0.0}, "temperature"),
+        ("a3fl", {"trigger_lr": 0.0}, "trigger_lr"),
+        ("a3fl", {"trigger_epochs": 0}, "trigger_epochs"),
+        ("a3fl", {"adv_momentum": 1.0}, "adv_momentum"),
+        ("a3fl", {"value": 1.5}, "value"),
     ],
 )
 def test_bounds_name_the_field(name: str, params: dict[str, Any], field: str) -> None:
