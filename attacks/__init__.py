@@ -41,7 +41,7 @@ from attacks.base import (
 from attacks.forging import CollusionAttack, Forgery, RoundView
 from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
-from attacks.training import Trainer, TrainingAttack
+from attacks.training import LocalTraining, Trainer, TrainingAttack
 
 register_attack("none")(NoAttack)
 
@@ -53,6 +53,7 @@ __all__ = [
     "DataAttack",
     "Forgery",
     "Kind",
+    "LocalTraining",
     "NoAttack",
     "PoisonedData",
     "RoundView",
