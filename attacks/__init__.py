@@ -21,6 +21,7 @@ from attacks import (
     durable,
     edge_case,
     fang,
+    image_trigger,
     malformed,
     mimic,
     min_max,
@@ -42,7 +43,7 @@ from attacks.base import (
 from attacks.forging import CollusionAttack, Forgery, RoundView
 from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
-from attacks.training import Trainer, TrainingAttack
+from attacks.training import LocalTraining, Trainer, TrainingAttack
 
 register_attack("none")(NoAttack)
 
@@ -54,6 +55,7 @@ __all__ = [
     "DataAttack",
     "Forgery",
     "Kind",
+    "LocalTraining",
     "NoAttack",
     "PoisonedData",
     "RoundView",
@@ -72,6 +74,7 @@ __all__ = [
     "durable",
     "edge_case",
     "fang",
+    "image_trigger",
     "get_attack",
     "malformed",
     "mimic",

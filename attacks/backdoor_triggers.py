@@ -1,4 +1,5 @@
-"""More trigger backdoors as BackFed defines them: one pixel, a blended key, DBA's split trigger.
+"""More trigger backdoors as BackFed defines them: one pixel, a blended key, DBA's split trigger
+and its centralized baseline.
 
 Each reuses :class:`attacks.triggers.TriggerBackdoor` (which samples are poisoned, relabelling,
 the success set with its untriggered baseline) and only defines its pattern.
@@ -144,8 +145,29 @@ class DistributedParams(TriggerParams):
     value: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class RowsTrigger(TriggerBackdoor[DistributedParams]):
+    """DBA's global trigger: ``num_shares`` rows of ``length`` pixels from ``(row, col)``."""
+
+    def _stamp(self, x: Images, shares: range) -> Images:
+        p = self.params
+        height, width = x.shape[1], x.shape[2]
+        if p.row + p.num_shares > height or p.col + p.length > width:
+            raise ConfigError(
+                f"attack.params: the DBA trigger (rows {p.row}..{p.row + p.num_shares - 1}, "
+                f"columns {p.col}..{p.col + p.length - 1}) must fit in the {height}x{width} image"
+            )
+        out = np.array(x, dtype=np.float32, copy=True)
+        for share in shares:
+            out[:, p.row + share, p.col : p.col + p.length, :] = p.value
+        return out
+
+    def apply_trigger(self, x: Images) -> Images:
+        """The global trigger: every share."""
+        return self._stamp(x, range(self.params.num_shares))
+
+
 @register_attack("dba", DistributedParams)
-class DistributedBackdoor(TriggerBackdoor[DistributedParams]):
+class DistributedBackdoor(RowsTrigger):
     r"""DBA, the distributed backdoor attack (Xie et al. 2020), with BackFed's geometry.
 
     .. math::
@@ -201,24 +223,62 @@ class DistributedBackdoor(TriggerBackdoor[DistributedParams]):
     4
     """
 
-    def _stamp(self, x: Images, shares: range) -> Images:
-        p = self.params
-        height, width = x.shape[1], x.shape[2]
-        if p.row + p.num_shares > height or p.col + p.length > width:
-            raise ConfigError(
-                f"attack.params: the DBA trigger (rows {p.row}..{p.row + p.num_shares - 1}, "
-                f"columns {p.col}..{p.col + p.length - 1}) must fit in the {height}x{width} image"
-            )
-        out = np.array(x, dtype=np.float32, copy=True)
-        for share in shares:
-            out[:, p.row + share, p.col : p.col + p.length, :] = p.value
-        return out
-
-    def apply_trigger(self, x: Images) -> Images:
-        """The global trigger: every share."""
-        return self._stamp(x, range(self.params.num_shares))
-
     def local_trigger(self, x: Images, colluder: int) -> Images:
         """Share ``colluder mod num_shares`` only."""
         share = colluder % self.params.num_shares
         return self._stamp(x, range(share, share + 1))
+
+
+@register_attack("centralized_trigger", DistributedParams)
+class CentralizedTrigger(RowsTrigger):
+    r"""DBA's global trigger stamped whole by every attacker (BackFed's ``centralized``), the
+    baseline Xie et al. compare DBA against.
+
+    .. math::
+
+        T = \bigcup_{s=0}^{S-1} \{(\text{row} + s,\ \text{col} + j) : 0 \le j < L\},
+        \qquad x_T \leftarrow v,\quad y \leftarrow t\ \text{for every colluder}
+
+    The same geometry and parameters as ``dba`` (so a scenario switches between the two by
+    ``type`` alone and both are measured on the same global trigger), but no colluder trains
+    with a share: each stamps all of ``T``. Deviation from BackFed's ``Centralized``: their
+    global trigger is the union of the shares of the malicious clients present (at most
+    ``maximum_shares``, on a grid with gaps); here it is all ``num_shares`` rows, as in ``dba``.
+
+    Parameters
+    ----------
+    target : int, default 0
+        The label of triggered samples.
+    ratio : float, default 0.1
+        Fraction of each attacker's shard poisoned, in (0, 1].
+    num_shares : int, default 4
+        Rows ``S`` of the trigger.
+    length : int, default 4
+        Pixels per row ``L``.
+    row, col : int, default 1
+        Top-left pixel of the trigger.
+    value : float, default 1.0
+        Trigger pixel value, in [0, 1].
+
+    Returns
+    -------
+    PoisonedData
+        The attacker's poisoned shard, stamped with the whole trigger; the success set stamps
+        the same trigger on the test samples not of class ``target`` (baseline: untriggered).
+
+    References
+    ----------
+    Xie, Huang, Chen & Li, "DBA: Distributed Backdoor Attacks against Federated Learning",
+    ICLR 2020 (the centralized attack of Sec. 3); Dao et al., BackFed, 2025
+    (``backfed/poisons/distributed.py``, class ``Centralized``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attacks import get_attack
+    >>> attack = get_attack("centralized_trigger", num_shares=2, length=2, row=0, col=0)
+    >>> attack.local_trigger(np.zeros((1, 3, 3, 1), np.float32), colluder=1)[0, :, :, 0]
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """

@@ -15,7 +15,8 @@ Kinds and who calls them (the kind is a declaration each attack class makes; onl
   malicious updates of a round from a :class:`~attacks.forging.RoundView` cut to its threat model.
 * ``transit`` (on the wire, no keys): :meth:`TransitAttack.tamper` alters a weight message.
 * ``training`` (client side, threat model ``none``): :meth:`attacks.training.TrainingAttack.train`
-  runs the malicious client's own local training through a :class:`~attacks.training.Trainer`.
+  runs the malicious client's own local training through a :class:`~attacks.training.Trainer`
+  (the hook :class:`attacks.training.LocalTraining`, which a data attack may carry too).
 * ``adaptive`` (server side, threat model ``none``): a backdoor whose trigger is state the
   colluders refine every round (:class:`attacks.a3fl.A3FL`); the server's adversary holds the
   state, trains the colluders' updates with it and hands its success set to the evaluator.
@@ -33,7 +34,6 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from attacks.recipes import TrainingRecipe
 from common.registry import NoParams, Params
 
 Images = NDArray[np.float32]
@@ -169,11 +169,6 @@ class DataAttack(Attack[P]):
     @abstractmethod
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
         """The images whose classification as the target is the attack's success, or None."""
-
-    def training(self) -> TrainingRecipe | None:
-        """How the malicious client trains on the poisoned shard when the attack changes that
-        too (:mod:`attacks.recipes`); None (the default): as an honest client does."""
-        return None
 
 
 class UpdateAttack(Attack[P]):

@@ -144,11 +144,16 @@ class LabelFlip(DataAttack[LabelFlipParams]):
 Corner = Literal["bottom_right", "bottom_left", "top_right", "top_left"]
 
 
-class CornerParams(TriggerParams):
-    """Where a square trigger sits (a corner, ``offset`` pixels in) and its pixel value."""
+class PlacementParams(TriggerParams):
+    """Where a square trigger sits: a corner, ``offset`` pixels in."""
 
     position: Corner = "bottom_right"
     offset: int = Field(1, ge=0)
+
+
+class CornerParams(PlacementParams):
+    """A square trigger's place and its pixel value."""
+
     value: float = Field(1.0, ge=0.0, le=1.0)
 
 
@@ -158,11 +163,12 @@ class BackdoorParams(CornerParams):
     trigger_size: int = Field(3, ge=1)
 
 
+PP = TypeVar("PP", bound=PlacementParams)
 CP = TypeVar("CP", bound=CornerParams)
 
 
-class CornerTrigger(TriggerBackdoor[CP]):
-    """A ``size`` x ``size`` square set to ``value``, ``offset`` pixels in from a corner."""
+class PlacedTrigger(TriggerBackdoor[PP]):
+    """A ``size`` x ``size`` square trigger, ``offset`` pixels in from a corner."""
 
     @property
     @abstractmethod
@@ -185,6 +191,10 @@ class CornerTrigger(TriggerBackdoor[CP]):
             slice(offset, offset + size) if left else slice(width - offset - size, width - offset)
         )
         return rows, cols
+
+
+class CornerTrigger(PlacedTrigger[CP]):
+    """A ``size`` x ``size`` square set to ``value``, ``offset`` pixels in from a corner."""
 
     def apply_trigger(self, x: Images) -> Images:
         """A copy of ``x`` ``(N, H, W, C)`` with the trigger stamped on every image."""

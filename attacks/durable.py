@@ -1,8 +1,9 @@
 """Durable backdoors: BadNets triggers whose training is shaped to outlive the attack.
 
 Both attacks poison the shard like ``backdoor`` (a square trigger, relabelled ``target``) and
-change how the malicious client trains on it (:mod:`attacks.recipes`; the TensorFlow steps are
-in ``common.learning.constrained`` and ``common.learning.contrastive``). A backdoor fades after
+train on it themselves through the training hook (:class:`attacks.training.LocalTraining`, with
+traced stages from :mod:`common.learning.stages`; the TensorFlow steps are in
+``common.learning.constrained`` and ``common.learning.contrastive``). A backdoor fades after
 the attack stops because benign updates overwrite it; Neurotoxin hides it in the coordinates
 benign training rarely moves, Chameleon in features shared with the target class's images.
 Their durability is ``attack_durability_rounds`` in ``summary.json`` (``server.durability``).
@@ -14,10 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from attacks.base import Vector
+from attacks.base import Images, Labels, Vector
 from attacks.data_poisoning import BackdoorParams, CornerTrigger
-from attacks.recipes import ContrastiveEncoder, GradientMask, TrainingRecipe
 from attacks.registry import register_attack
+from attacks.training import LocalTraining, Trainer
+from common.learning.stages import ClassifierSteps, ContrastiveSteps, CrossEntropySteps, Stage
 
 
 def bottom_k_mask(direction: Vector, keep_ratio: float) -> NDArray[np.bool_]:
@@ -43,7 +45,7 @@ class NeurotoxinParams(BackdoorParams):
 
 
 @register_attack("neurotoxin", NeurotoxinParams)
-class Neurotoxin(CornerTrigger[NeurotoxinParams]):
+class Neurotoxin(CornerTrigger[NeurotoxinParams], LocalTraining):
     r"""Neurotoxin (Zhang et al., ICML 2022): the backdoor is trained only in the coordinates
     benign clients rarely update.
 
@@ -76,7 +78,7 @@ class Neurotoxin(CornerTrigger[NeurotoxinParams]):
     Returns
     -------
     PoisonedData
-        The BadNets-poisoned shard; :meth:`training` gives the :class:`GradientMask` recipe.
+        The BadNets-poisoned shard; :meth:`train` runs the masked steps on it.
 
     References
     ----------
@@ -87,8 +89,8 @@ class Neurotoxin(CornerTrigger[NeurotoxinParams]):
     Examples
     --------
     >>> from attacks import get_attack
-    >>> get_attack("neurotoxin", keep_ratio=0.99, pgd_radius=2.0).training()
-    GradientMask(keep_ratio=0.99, pgd_radius=2.0)
+    >>> get_attack("neurotoxin", keep_ratio=0.99, pgd_radius=2.0).stages(local_epochs=2)
+    (CrossEntropySteps(epochs=2, pgd_radius=2.0),)
     """
 
     @property
@@ -96,9 +98,28 @@ class Neurotoxin(CornerTrigger[NeurotoxinParams]):
         """``trigger_size``."""
         return self.params.trigger_size
 
-    def training(self) -> TrainingRecipe:
-        """Mask every step to the bottom ``keep_ratio`` of the benign gradient."""
-        return GradientMask(keep_ratio=self.params.keep_ratio, pgd_radius=self.params.pgd_radius)
+    def stages(self, *, local_epochs: int) -> tuple[Stage, ...]:
+        """The scenario's local epochs of (masked, projected) cross-entropy steps."""
+        return (CrossEntropySteps(epochs=local_epochs, pgd_radius=self.params.pgd_radius),)
+
+    def train(
+        self,
+        trainer: Trainer,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int = 0,
+    ) -> dict[str, float]:
+        """The mask from the clean shard's gradient at the global model, then the masked
+        steps on the poisoned shard."""
+        poisoned = self.poison(x, y, num_classes=num_classes, rng=rng, colluder=colluder)
+        # The criterion's gradient alone, as the authors' grad_mask_cv takes it.
+        mask = bottom_k_mask(trainer.gradient(x, y, regularised=False), self.params.keep_ratio)
+        stages = self.stages(local_epochs=trainer.local_epochs)
+        trainer.run_stages(poisoned.x, poisoned.y, stages, mask=mask)
+        return {"kept_coordinates": float(mask.sum())}
 
 
 class ChameleonParams(BackdoorParams):
@@ -112,7 +133,7 @@ class ChameleonParams(BackdoorParams):
 
 
 @register_attack("chameleon", ChameleonParams)
-class Chameleon(CornerTrigger[ChameleonParams]):
+class Chameleon(CornerTrigger[ChameleonParams], LocalTraining):
     r"""Chameleon (Dai & Li, ICML 2023): contrastive training of the encoder on the poisoned
     shard, then the classifier alone.
 
@@ -153,8 +174,7 @@ class Chameleon(CornerTrigger[ChameleonParams]):
     Returns
     -------
     PoisonedData
-        The BadNets-poisoned shard; :meth:`training` gives the :class:`ContrastiveEncoder`
-        recipe.
+        The BadNets-poisoned shard; :meth:`train` runs the two stages on it.
 
     References
     ----------
@@ -166,9 +186,9 @@ class Chameleon(CornerTrigger[ChameleonParams]):
     Examples
     --------
     >>> from attacks import get_attack
-    >>> get_attack("chameleon", target=3).training()  # doctest: +NORMALIZE_WHITESPACE
-    ContrastiveEncoder(target=3, temperature=0.07, scale_weight=2.0, contrastive_epochs=10,
-                       classifier_epochs=3, pgd_radius=None)
+    >>> get_attack("chameleon", target=3).stages()  # doctest: +NORMALIZE_WHITESPACE
+    (ContrastiveSteps(epochs=10, target=3, temperature=0.07, scale_weight=2.0, pgd_radius=None),
+     ClassifierSteps(epochs=3, pgd_radius=None))
     """
 
     @property
@@ -176,14 +196,31 @@ class Chameleon(CornerTrigger[ChameleonParams]):
         """``trigger_size``."""
         return self.params.trigger_size
 
-    def training(self) -> TrainingRecipe:
-        """The two stages with this attack's settings."""
+    def stages(self) -> tuple[Stage, ...]:
+        """The contrastive stage, then the classifier stage, with this attack's settings."""
         p = self.params
-        return ContrastiveEncoder(
-            target=p.target,
-            temperature=p.temperature,
-            scale_weight=p.scale_weight,
-            contrastive_epochs=p.contrastive_epochs,
-            classifier_epochs=p.classifier_epochs,
-            pgd_radius=p.pgd_radius,
+        return (
+            ContrastiveSteps(
+                epochs=p.contrastive_epochs,
+                target=p.target,
+                temperature=p.temperature,
+                scale_weight=p.scale_weight,
+                pgd_radius=p.pgd_radius,
+            ),
+            ClassifierSteps(epochs=p.classifier_epochs, pgd_radius=p.pgd_radius),
         )
+
+    def train(
+        self,
+        trainer: Trainer,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int = 0,
+    ) -> dict[str, float]:
+        """Both stages on the poisoned shard."""
+        poisoned = self.poison(x, y, num_classes=num_classes, rng=rng, colluder=colluder)
+        losses = trainer.run_stages(poisoned.x, poisoned.y, self.stages())
+        return {"final_loss": losses[-1] if losses else float("nan")}

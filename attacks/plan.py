@@ -17,7 +17,7 @@ from attacks.a3fl import A3FL
 from attacks.base import DataAttack, Images, Kind, Labels, SuccessSet, TransitAttack, UpdateAttack
 from attacks.forging import CollusionAttack
 from attacks.registry import ATTACKS, get_attack
-from attacks.training import TrainingAttack
+from attacks.training import LocalTraining, TrainingAttack
 from common.errors import ConfigError
 from common.schema import AttackSpec
 
@@ -35,6 +35,15 @@ class AttackPlan:
     transit: TransitAttack[Any] | None = None
     training: TrainingAttack[Any] | None = None
     adaptive: A3FL | None = None
+
+    @property
+    def local_training(self) -> LocalTraining | None:
+        """The attack that trains the malicious client's model itself, None when the client
+        trains as an honest one does (on the data attack's shard, if any): the training attack,
+        else a data attack that carries the :class:`~attacks.training.LocalTraining` hook."""
+        if self.training is not None:
+            return self.training
+        return self.data if isinstance(self.data, LocalTraining) else None
 
     def success_set(self, x_test: Images, y_test: Labels) -> SuccessSet | None:
         """The data (or training) attack's success set (also when an update attack boosts it),

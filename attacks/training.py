@@ -1,20 +1,26 @@
-"""Training attacks: a malicious client that runs its own local training, not the honest one.
+"""The one hook through which an attack replaces a malicious client's local training.
 
 Some attacks are neither a rewrite of the shard before training nor of the update after it:
 alternating minimisation (Bhagoji et al. 2019) interleaves benign steps, malicious steps and
-boosting inside the round. Such an attack is written here in numpy against a :class:`Trainer`,
-the few operations on the client's model it needs (load and read the flat weights, run the
-scenario's optimizer on batches with an optional distance penalty, take one loss gradient).
-The client implements the trainer with its deep-learning framework
-(:class:`common.learning.poison_trainer.KerasTrainer`), so ``attacks/`` stays framework-free.
+boosting inside the round; Neurotoxin masks every step; Chameleon trains the encoder with a
+contrastive loss. Each implements :meth:`LocalTraining.train`, written in numpy against a
+:class:`Trainer`, the few operations on the client's model it needs (load and read the flat
+weights, run the scenario's optimizer on batches with an optional distance penalty, take one
+loss gradient, run traced epochs described by :mod:`common.learning.stages`). The client implements
+the trainer with its deep-learning framework
+(:class:`common.learning.poison_trainer.KerasTrainer`) and calls the hook at one place
+(``clients.poisoning.attacker_training``), so ``attacks/`` stays framework-free.
 
-A training attack is also a data attack: :meth:`TrainingAttack.poison` gives its malicious
-samples and :meth:`TrainingAttack.success_set` the images that measure it.
+Two kinds of attack carry the hook: a :class:`TrainingAttack` (kind ``training``: AlterMin) and
+a data attack that also changes how its shard is trained (kind ``data``: Neurotoxin, Chameleon,
+which then still combine with an update attack). :attr:`attacks.plan.AttackPlan.local_training`
+is whichever of the two a scenario has. Either is also a data attack: ``poison`` gives its
+malicious samples and ``success_set`` the images that measure it.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
@@ -23,6 +29,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from attacks.base import DataAttack, Images, Kind, Labels, Vector
+from common.learning.stages import Stage
 
 Batches = Sequence[NDArray[np.int64]]
 """One index array per optimizer step."""
@@ -70,19 +77,32 @@ class Trainer(Protocol):
         """The mean cross-entropy of ``(x, y)`` at the current weights."""
         ...
 
-    def gradient(self, x: Images, y: Labels) -> Vector:
-        """The gradient of :meth:`loss` with respect to the flat weights."""
+    def gradient(self, x: Images, y: Labels, *, regularised: bool = True) -> Vector:
+        """The gradient of :meth:`loss` with respect to the flat weights; without the model's
+        own penalties (L2, FedProx) when not ``regularised``."""
+        ...
+
+    def run_stages(
+        self,
+        x: Images,
+        y: Labels,
+        stages: Sequence[Stage],
+        *,
+        mask: NDArray[np.bool_] | None = None,
+    ) -> list[float]:
+        """Run each stage's epochs on ``(x, y)`` (shuffled by the trainer's generator, a fresh
+        optimizer state per stage), every gradient multiplied by the flat ``mask`` (True:
+        the coordinate may move) and any projection centred on the weights held at the call;
+        the step losses."""
         ...
 
 
 P = TypeVar("P", bound=BaseModel)
 
 
-class TrainingAttack(DataAttack[P]):
-    """Client-side attack that replaces the malicious client's local training (threat model
-    ``none``: it knows its own shard and the global model it received)."""
-
-    kind = Kind.TRAINING
+class LocalTraining(ABC):
+    """An attack that trains the malicious client's model itself (threat model ``none``: it
+    knows its own shard and the global model it received)."""
 
     @abstractmethod
     def train(
@@ -96,4 +116,16 @@ class TrainingAttack(DataAttack[P]):
         colluder: int = 0,
     ) -> dict[str, float]:
         """Train from the trainer's current (global) weights on the clean shard ``(x, y)``;
-        the weights the trainer holds afterwards are the client's reply. Returns diagnostics."""
+        the weights the trainer holds afterwards are the client's reply. Returns diagnostics.
+
+        ``rng`` is the client's (seed, client) poisoning generator, the one a data attack's
+        ``poison`` gets, and ``colluder`` its rank among the malicious clients, so an attack
+        that poisons here draws the same samples every round and on every worker.
+        """
+
+
+class TrainingAttack(DataAttack[P], LocalTraining):
+    """Client-side attack of kind ``training``: it replaces the malicious client's local
+    training and is not combined with another attack."""
+
+    kind = Kind.TRAINING

@@ -16,7 +16,6 @@ from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
 from clients.deployment import local_scenario, node_trust
-from clients.durable_training import train_poisoner
 from clients.faults import draw_fault, expired, inject_fault
 from clients.poisoning import active_plan, attacker_training, poisoned_update, training_shard
 from common import protocol as P
@@ -99,12 +98,9 @@ def local_update(
     dp = scenario.dp.enabled and scenario.dp.mode == "local" and honest
     model = compiled_model(scenario, dataset.input_shape, dataset.num_classes, dp=dp)
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
-    # A poisoner's own training: AlterMin replaces it whole (a training attack), Neurotoxin
-    # and Chameleon change how its data attack trains (a recipe); honest clients train as usual.
-    recipe = plan.data.training() if plan is not None and plan.data is not None else None
+    # A poisoner whose attack trains the model itself (AlterMin, Neurotoxin, Chameleon); every
+    # other client trains as usual, a data attack's poisoner on its poisoned shard.
     outcome = attacker_training(plan, scenario, partition_id, model, base, seed)
-    if outcome is None and recipe is not None:
-        outcome = train_poisoner(scenario, partition_id, recipe, model, base, x, y, seed)
     if outcome is None:
         outcome = train_locally(
             model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest

@@ -1,13 +1,16 @@
 """A malicious client's own attacks: a data attack on its shard, then an update attack on its delta.
 
 The scenario's :class:`~attacks.plan.AttackPlan` says which of the two the client runs (both for
-model replacement: a backdoor whose update is boosted); a training attack (``plan.training``)
-replaces the client's local training instead. Both steps are pure functions of the
+model replacement: a backdoor whose update is boosted); an attack with the training hook
+(``plan.local_training``: AlterMin, Neurotoxin, Chameleon) also replaces the client's local
+training, at the one call site :func:`attacker_training`. Both steps are pure functions of the
 scenario, the client and the round's generator, so every worker that serves the client computes
 the same poisoned shard and the same poisoned update.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +20,6 @@ from attacks import AttackPlan, attack_plan
 from common.arrays import flatten, unflatten
 from common.attack_schedule import is_active
 from common.data.shards import client_shard, dataset_of, malicious_clients
-from common.learning.batching import poisson_sampling_rate
 from common.learning.poison_trainer import KerasTrainer
 from common.learning.training import TrainOutcome
 from common.schema import Scenario
@@ -50,14 +52,18 @@ def training_shard(
     x, y = client_shard(scenario, partition_id)
     if plan is None or plan.data is None:
         return x, y
-    result = plan.data.poison(
-        x,
-        y,
-        num_classes=dataset_of(scenario).num_classes,
-        rng=derive_rng(scenario.seed, "poison", partition_id),
-        colluder=sorted(malicious_clients(scenario)).index(partition_id),
-    )
+    result = plan.data.poison(x, y, **_poisoner_view(scenario, partition_id))
     return result.x, result.y
+
+
+def _poisoner_view(scenario: Scenario, partition_id: int) -> dict[str, Any]:
+    """The keyword arguments every poisoning call gets: the class count, the (seed, client)
+    generator and the colluder rank."""
+    return {
+        "num_classes": dataset_of(scenario).num_classes,
+        "rng": derive_rng(scenario.seed, "poison", partition_id),
+        "colluder": sorted(malicious_clients(scenario)).index(partition_id),
+    }
 
 
 def poisoned_update(
@@ -85,26 +91,16 @@ def attacker_training(
     base: list[NDArray[np.float32]],
     seed: int,
 ) -> TrainOutcome | None:
-    """The round of a training attack (None when the plan has none): the attack drives
-    ``model``, loaded with ``base``, on the client's clean shard through a
-    :class:`~common.learning.poison_trainer.KerasTrainer`; its malicious samples come from the
-    same (seed, client) generator as a data attack's, so they are the same every round."""
-    if plan is None or plan.training is None:
+    """The round of an attack that trains the model itself (None when the plan has none):
+    ``plan.local_training`` drives ``model``, loaded with ``base``, on the client's CLEAN shard
+    through a :class:`~common.learning.poison_trainer.KerasTrainer`; it poisons with the same
+    (seed, client) generator as :func:`training_shard`, so its samples are the same every
+    round."""
+    attack = None if plan is None else plan.local_training
+    if attack is None:
         return None
     x, y = client_shard(scenario, partition_id)
     trainer = KerasTrainer(model, scenario, seed)
     trainer.load(flatten(base), reset_optimizer=True)
-    plan.training.train(
-        trainer,
-        x,
-        y,
-        num_classes=dataset_of(scenario).num_classes,
-        rng=derive_rng(scenario.seed, "poison", partition_id),
-        colluder=sorted(malicious_clients(scenario)).index(partition_id),
-    )
-    return TrainOutcome(
-        weights=unflatten(trainer.weights(), base),
-        mean_loss=trainer.loss(x, y),
-        local_steps=trainer.steps,
-        sampling_rate=poisson_sampling_rate(len(y), batch_size=scenario.train.batch_size),
-    )
+    attack.train(trainer, x, y, **_poisoner_view(scenario, partition_id))
+    return trainer.outcome(len(y))

@@ -9,7 +9,7 @@ of radius r around the global model w_t (the authors' ``s_norm``):
 
 The masks and the anchors ``w_t`` are non-trainable variables kept outside the model (as
 FedProx's anchors are: a model attribute would become one of its weights), set once per client
-round by :func:`train_in_stages`; a stage's step is a :data:`StepBuilder` traced once per model.
+round by :func:`stage_losses`; a stage's step is a :data:`StepBuilder` traced once per model.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from common.learning.batching import batch_plan, poisson_sampling_rate
+from common.learning.batching import batch_plan
 from common.learning.local_round import StepBuilder, StepFn, batch_loss, run_plan
 from common.learning.proximal import anchor
-from common.learning.training import TrainOutcome, reset_optimizer
+from common.learning.training import reset_optimizer
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -106,33 +107,30 @@ def masked_stage(radius: float | None) -> StepBuilder:
     return build
 
 
-def train_in_stages(
+def stage_losses(
     model: tf.keras.Model,
-    weights: Sequence[NDArray[np.float32]],
     x: NDArray[np.float32],
     y: NDArray[np.int64],
     *,
     stages: Sequence[tuple[StepBuilder, int]],
     batch_size: int,
-    seed: int,
-    masks: Sequence[NDArray[np.bool_]] | None = None,
-) -> TrainOutcome:
-    """Load ``weights`` (the anchors of the projection), set the masks (all ones when None),
-    then run each ``(step builder, epochs)`` stage with a fresh optimizer state.
+    rng: np.random.Generator,
+    masks: Sequence[NDArray[np.floating[Any]]] | None = None,
+) -> NDArray[np.float32]:
+    """Run each ``(step builder, epochs)`` stage from the model's current weights (the anchors
+    of the projection) with a fresh optimizer state and the masks (all ones when None); every
+    step's loss.
 
-    Every stage shuffles with one generator seeded by ``seed`` and keeps the last partial
-    batch, as honest non-private training does; the mean loss is over every step of every
-    stage.
+    Every stage shuffles with ``rng`` and keeps the last partial batch, as honest non-private
+    training does.
     """
-    model.set_weights(list(weights))
     anchor(model)  # FedProx's w_t when the model has the term
     state = _state(model)
     for variable, source in zip(state.anchors, model.trainable_variables, strict=True):
         variable.assign(source)
     for i, variable in enumerate(state.masks):
         variable.assign(tf.ones_like(variable) if masks is None else masks[i].astype(np.float32))
-    rng = np.random.default_rng(seed)
-    losses, steps = [], 0
+    losses = [np.zeros(0, np.float32)]
     for builder, epochs in stages:
         reset_optimizer(model)
         plan = batch_plan(
@@ -144,11 +142,4 @@ def train_in_stages(
             drop_remainder=False,
         )
         losses.append(run_plan(model, builder, x, y, plan))
-        steps += len(plan)
-    every = np.concatenate(losses) if losses else np.zeros(0, np.float32)
-    return TrainOutcome(
-        weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
-        mean_loss=float(np.mean(every, dtype=np.float64)) if every.size else float("nan"),
-        local_steps=steps,
-        sampling_rate=poisson_sampling_rate(len(y), batch_size=batch_size),
-    )
+    return np.concatenate(losses)

@@ -30,6 +30,8 @@ EXPECTED = {
     "pixel": ("data", "none"),
     "blended": ("data", "none"),
     "dba": ("data", "none"),
+    "centralized_trigger": ("data", "none"),
+    "image_trigger": ("data", "none"),
     "edge_case": ("data", "none"),
     "neurotoxin": ("data", "none"),
     "chameleon": ("data", "none"),

@@ -1,13 +1,14 @@
-"""Neurotoxin's mask and both durable backdoors' poisoning and recipes (pure numpy)."""
+"""Neurotoxin's mask and both durable backdoors' poisoning and training stages (pure numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from attacks import get_attack
-from attacks.durable import bottom_k_mask
-from attacks.recipes import ContrastiveEncoder, GradientMask
+from attacks import attack_plan, get_attack
+from attacks.durable import Chameleon, Neurotoxin, bottom_k_mask
+from common.learning.stages import ClassifierSteps, ContrastiveSteps, CrossEntropySteps
+from common.schema import AttackSpec
 
 
 @pytest.mark.parametrize(
@@ -53,14 +54,16 @@ def test_durable_backdoors_poison_exactly_as_badnets(name: str) -> None:
     assert np.all(ours.x[ours.poisoned][:, 6:, 6:, 0] == 1.0)
 
 
-def test_recipes_carry_the_parameters() -> None:
-    assert get_attack("neurotoxin").training() == GradientMask(keep_ratio=0.95, pgd_radius=None)
-    assert get_attack("chameleon", target=2, pgd_radius=3.0).training() == ContrastiveEncoder(
-        target=2,
-        temperature=0.07,
-        scale_weight=2.0,
-        contrastive_epochs=10,
-        classifier_epochs=3,
-        pgd_radius=3.0,
+def test_stages_carry_the_parameters() -> None:
+    neurotoxin = get_attack("neurotoxin")
+    assert isinstance(neurotoxin, Neurotoxin) and neurotoxin.params.keep_ratio == 0.95
+    assert neurotoxin.stages(local_epochs=2) == (CrossEntropySteps(epochs=2, pgd_radius=None),)
+    chameleon = get_attack("chameleon", target=2, pgd_radius=3.0)
+    assert isinstance(chameleon, Chameleon)
+    assert chameleon.stages() == (
+        ContrastiveSteps(epochs=10, target=2, temperature=0.07, scale_weight=2.0, pgd_radius=3.0),
+        ClassifierSteps(epochs=3, pgd_radius=3.0),
     )
-    assert get_attack("backdoor").training() is None  # every other data attack trains honestly
+    # Both train through the one hook; every other data attack trains honestly.
+    assert attack_plan(AttackSpec(type="neurotoxin")).local_training is not None
+    assert attack_plan(AttackSpec(type="backdoor")).local_training is None
