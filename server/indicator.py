@@ -90,13 +90,17 @@ class IndicatorPlanter:
             probabilities = self.model(x, training=True)
             ce = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, probabilities))
             squared = tf.add_n(
-                [tf.reduce_sum(tf.square(w - a)) for w, a in zip(variables, self._anchor)]
+                [
+                    tf.reduce_sum(tf.square(w - a))
+                    for w, a in zip(variables, self._anchor, strict=True)
+                ]
             )
             # The norm's gradient is 0 at w = w_g (as torch.norm's), not 0/0.
             positive = squared > 0
             distance = tf.where(positive, tf.sqrt(tf.where(positive, squared, 1.0)), 0.0)
             loss = ce + task.mu / 2 * distance
-        for w, g, v in zip(variables, tape.gradient(loss, variables), self._velocity):
+        gradients = tape.gradient(loss, variables)
+        for w, g, v in zip(variables, gradients, self._velocity, strict=True):
             v.assign(task.momentum * v + g + task.weight_decay * w)
             w.assign_sub(rate * v)
         return loss

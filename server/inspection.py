@@ -116,6 +116,4 @@ def model_inspector(
         return None
     task = chain.indicator_task()
     planter = None if task is None else IndicatorPlanter(scenario, dataset, task)
-    return ModelInspector(
-        scenario, dataset, weights, ddifs=chain.needs_ddifs(), indicator=planter
-    )
+    return ModelInspector(scenario, dataset, weights, ddifs=chain.needs_ddifs(), indicator=planter)

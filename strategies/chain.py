@@ -21,8 +21,8 @@ from strategies.base import (
     ServerStage,
     Updates,
 )
-from strategies.indicator import Indicator
 from strategies.checks import check_client_ids, check_reference, check_round
+from strategies.indicator import Indicator
 from strategies.layout import InspectingRule, Inspection, check_inspection
 
 

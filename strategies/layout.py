@@ -31,7 +31,8 @@ for each noise seed s and row i, DeepSight's division differences
 inputs x drawn with seed s."""
 IndicatorProbe = Callable[[Updates], NDArray[np.float64]]
 """``probe(updates)`` -> ``(n, num_classes)``: for each row i, the accuracy of the model
-``G + x_i`` on the indicator inputs assigned label k (BackdoorIndicator, ``server/indicator.py``)."""
+``G + x_i`` on the indicator inputs assigned label k (BackdoorIndicator; the server's probe is
+``server/indicator.py``)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def softmax_regression_indicator(updates: NDArray[np.float64]) -> NDArray[np.flo
     for i, row in enumerate(updates):
         w = PLANTED + row
         predicted = (POINTS @ w[:4].reshape(2, 2) + w[4:]).argmax(axis=1)
-        out[i] = [np.mean(predicted[LABELS == k] == k) for k in (0, 1)]
+        out[i] = [np.mean(predicted[k == LABELS] == k) for k in (0, 1)]
     return out
 
 
