@@ -1,5 +1,8 @@
 """The model inspection a layer-aware rule reads (:class:`strategies.layout.Inspection`).
 
+BackdoorIndicator's planted task (``server/indicator.py``) rides here too: the inspector plants
+it in the round's broadcast (:meth:`ModelInspector.broadcast`) and probes it in the inspection.
+
 LASA filters tensor by tensor and DeepSight reads the output layer, so both need the layout of
 the flat update: built once from the global model's arrays. DeepSight also needs the division
 differences (DDifs, Rieger et al. 2022) of every local model: the mean over uniform-noise
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
+from flwr.app import ArrayRecord
 from numpy.typing import NDArray
 
 from common.arrays import flatten, unflatten
@@ -23,6 +27,7 @@ from common.data.datasets import Dataset
 from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_rng
+from server.indicator import IndicatorPlanter
 from strategies.base import Rule, Updates
 from strategies.layout import Inspection, Layout
 
@@ -37,6 +42,7 @@ class ModelInspector:
         weights: Sequence[NDArray[np.float32]],
         *,
         ddifs: bool,
+        indicator: IndicatorPlanter | None = None,
     ) -> None:
         self.seed = scenario.seed
         self.input_shape = dataset.input_shape
@@ -49,12 +55,20 @@ class ModelInspector:
         self.layout = Layout.of(weights, names if len(names) == len(weights) else ())
         self.model = model if ddifs else None
         self._noise: dict[tuple[int, int], NDArray[np.float32]] = {}
+        self.indicator = indicator  # BackdoorIndicator's planted task
+
+    def broadcast(self, arrays: ArrayRecord) -> ArrayRecord:
+        """The round's global model as it is sent: with the indicator task planted, if any."""
+        if self.indicator is None:
+            return arrays
+        return ArrayRecord(self.indicator.plant(arrays.to_numpy_ndarrays()))
 
     def inspection(self, global_weights: Sequence[NDArray[np.float32]]) -> Inspection:
         """This round's inspection: the layout, and the probe around ``global_weights``."""
-        if self.model is None:
-            return Inspection(self.layout)
-        return Inspection(self.layout, partial(self.ddifs, list(global_weights)))
+        weights = list(global_weights)
+        ddifs = None if self.model is None else partial(self.ddifs, weights)
+        indicator = None if self.indicator is None else partial(self.indicator.accuracies, weights)
+        return Inspection(self.layout, ddifs, indicator)
 
     def noise(self, seed: int, num_samples: int) -> NDArray[np.float32]:
         """Noise set ``seed``: uniform [0, 1) inputs (the data sets' pixel range)."""
@@ -100,4 +114,6 @@ def model_inspector(
     """The inspector a chain whose rule reads the model needs (None for every other rule)."""
     if not chain.needs_layout():
         return None
-    return ModelInspector(scenario, dataset, weights, ddifs=chain.needs_ddifs())
+    task = chain.indicator_task()
+    planter = None if task is None else IndicatorPlanter(scenario, dataset, task)
+    return ModelInspector(scenario, dataset, weights, ddifs=chain.needs_ddifs(), indicator=planter)

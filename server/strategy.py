@@ -123,6 +123,7 @@ class FedshieldStrategy(FedAvg):
             sampled=tuple(sampled),
             tampered=tuple(p for p in self.adversary.tampered_links(server_round) if p in sampled),
         )
+        arrays = self.inspector.broadcast(arrays) if self.inspector else arrays  # indicator
         self._global = arrays.to_numpy_ndarrays()
         config[P.SERVER_ROUND] = server_round
         config[P.SCENARIO] = self.scenario.model_dump_json()

@@ -27,6 +27,7 @@ from common.errors import AggregationError
 from common.registry import Params
 
 if TYPE_CHECKING:
+    from strategies.indicator import Indicator
     from strategies.layout import Inspection
 
 Updates = NDArray[np.floating[Any]]
@@ -234,6 +235,10 @@ class Rule(Protocol):
 
     def needs_ddifs(self) -> bool:
         """Whether that inspection must carry the output probe too (DeepSight)."""
+        ...
+
+    def indicator_task(self) -> Indicator | None:
+        """The indicator task the server must plant before broadcast (BackdoorIndicator)."""
         ...
 
     def init(self, num_params: int) -> ChainState:

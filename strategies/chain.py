@@ -22,6 +22,7 @@ from strategies.base import (
     Updates,
 )
 from strategies.checks import check_client_ids, check_reference, check_round
+from strategies.indicator import Indicator
 from strategies.layout import InspectingRule, Inspection, check_inspection
 
 
@@ -61,6 +62,9 @@ class Chain:
 
     def needs_ddifs(self) -> bool:
         return isinstance(self.rule, InspectingRule) and self.rule.needs_ddifs
+
+    def indicator_task(self) -> Indicator | None:
+        return self.rule if isinstance(self.rule, Indicator) else None
 
     def __post_init__(self) -> None:
         if self.rule.needs_client_ids and self.pre:

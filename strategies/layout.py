@@ -29,6 +29,10 @@ DDifProbe = Callable[[Updates, int, int, float], NDArray[np.float64]]
 for each noise seed s and row i, DeepSight's division differences
 :math:`\\frac{1}{N}\\sum_x p_{G+x_i}(x)_k / (p_G(x)_k + \\epsilon)` over N uniform-noise
 inputs x drawn with seed s."""
+IndicatorProbe = Callable[[Updates], NDArray[np.float64]]
+"""``probe(updates)`` -> ``(n, num_classes)``: for each row i, the accuracy of the model
+``G + x_i`` on the indicator inputs assigned label k (BackdoorIndicator; the server's probe is
+``server/indicator.py``)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Inspection:
 
     layout: Layout
     ddifs: DDifProbe | None = None
+    indicator: IndicatorProbe | None = None
+    """The planted indicator task's per-label accuracies (BackdoorIndicator only)."""
 
 
 class InspectingRule(MemorylessRule):

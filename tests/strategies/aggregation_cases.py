@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 import strategies
 from strategies.base import ChainState, Rule
+from strategies.indicator import Indicator
 from strategies.layout import Inspection, Layout
 
 NUM_BYZANTINE = 2
@@ -70,6 +71,9 @@ class ServerInputs:
 
     def needs_ddifs(self) -> bool:
         return self.rule.needs_ddifs()
+
+    def indicator_task(self) -> Indicator | None:
+        return self.rule.indicator_task()
 
     def init(self, num_params: int) -> ChainState:
         return self.rule.init(num_params)
@@ -140,7 +144,20 @@ def tempered_softmax_inspection(d: int) -> Inspection:
                 out[seed, i] = (probabilities(row, x) / base).mean(axis=0)
         return out
 
-    return Inspection(layout, ddifs)
+    # The indicator set: 8 points on a circle of radius 100, labels alternating 0, 1, ... A
+    # linear model with a bias far under 100 x its kernel (every honest row here) splits them
+    # by a line near the origin, 4 consecutive points a side: 2 of each label, so each
+    # label's indicator accuracy is 0.5, under every threshold the cases use: all are kept.
+    angles = np.arange(8) * np.pi / 4 + np.pi / 8
+    points = 100.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    labels = np.arange(8) % 2
+
+    def indicator(updates: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+        predicted = np.stack([probabilities(row, points).argmax(axis=1) for row in updates])
+        hits = predicted == labels
+        return np.stack([hits[:, labels == k].mean(axis=1) for k in (0, 1)], axis=1)
+
+    return Inspection(layout, ddifs, indicator)
 
 
 F = {"num_byzantine": NUM_BYZANTINE}
@@ -173,6 +190,7 @@ RULE_CASES = [
     Case("lasa", {"sparsity": 0.0}),
     Case("lasa", {"sparsity": 0.5}),  # of the 4 kernel entries, only the largest is kept
     Case("deepsight", {"num_samples": 64}),  # the model: tempered_softmax_inspection
+    Case("indicator"),  # the model and its indicator set: tempered_softmax_inspection
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
