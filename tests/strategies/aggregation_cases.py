@@ -173,6 +173,7 @@ RULE_CASES = [
     Case("lasa", {"sparsity": 0.0}),
     Case("lasa", {"sparsity": 0.5}),  # of the 4 kernel entries, only the largest is kept
     Case("deepsight", {"num_samples": 64}),  # the model: tempered_softmax_inspection
+    Case("rflbat"),
     Case("robustlr"),  # theta 4 of 11 random rows: some coordinates reversed
     Case("robustlr", {"threshold": 0.0, "weighted": False}),  # no coordinate reversed: the mean
 ]
