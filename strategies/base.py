@@ -236,6 +236,10 @@ class Rule(Protocol):
         """Whether that inspection must carry the output probe too (DeepSight)."""
         ...
 
+    def needs_features(self) -> bool:
+        """Whether that inspection must carry the feature probe too (FLARE)."""
+        ...
+
     def init(self, num_params: int) -> ChainState:
         """The state before round 1: one frozen state per stage."""
         ...

@@ -62,6 +62,9 @@ class Chain:
     def needs_ddifs(self) -> bool:
         return isinstance(self.rule, InspectingRule) and self.rule.needs_ddifs
 
+    def needs_features(self) -> bool:
+        return isinstance(self.rule, InspectingRule) and self.rule.needs_features
+
     def __post_init__(self) -> None:
         if self.rule.needs_client_ids and self.pre:
             raise ConfigError(
@@ -109,7 +112,11 @@ class Chain:
         rule_at = len(self.pre)
         if isinstance(self.rule, InspectingRule):
             checked = check_inspection(
-                self.name, inspection, updates.shape[1], self.rule.needs_ddifs
+                self.name,
+                inspection,
+                updates.shape[1],
+                self.rule.needs_ddifs,
+                self.rule.needs_features,
             )
             aggregate = self.rule.update_inspected(updates, num_examples, inspection=checked)
             rule_state = state[rule_at]

@@ -128,6 +128,9 @@ class FirstRow:
     def needs_ddifs(self) -> bool:
         return False
 
+    def needs_features(self) -> bool:
+        return False
+
     def init(self, num_params: int) -> ChainState:
         return ()
 
