@@ -3,6 +3,7 @@
 Plug-ins declare what they need and this module reads the declarations; it names no plug-in:
 
 * a rule's ``needs_reference`` (it scores updates against the server's update on a root set)
+  or ``needs_features`` (it reads the models' representations of the root set)
   decides whether ``defense.root_size`` is required or refused;
 * a rule's ``unweighted_mean_when`` decides whether it can carry central DP's noise;
 * a :data:`~common.registry.ClassLabel` parameter must be a class of the dataset;
@@ -72,7 +73,9 @@ def check_plugins(scenario: Scenario) -> None:
             f"defense.aggregator: {chain.name} needs at least {chain.min_clients()} updates per "
             f"round, but clients_per_round gives {scenario.num_sampled}"
         )
-    _check_root_dataset(scenario.defense.root_size, chain.name, chain.needs_reference())
+    _check_root_dataset(
+        scenario.defense.root_size, chain.name, chain.needs_reference(), chain.needs_features()
+    )
     if scenario.dp.enabled:
         _check_dp(scenario)
     check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
@@ -100,17 +103,31 @@ def _names_declaring(flag: str) -> str:
     return ", ".join(n for n in AGGREGATORS if getattr(AGGREGATORS[n].params, flag, None))
 
 
-def _check_root_dataset(root_size: int, chain: str, needs_reference: bool) -> None:
-    """A rule scored against the server's own update needs a root dataset; others must not."""
+def _check_root_dataset(
+    root_size: int, chain: str, needs_reference: bool, needs_features: bool
+) -> None:
+    """A rule scored against the server's own update, or one that reads the models' features
+    on the server's examples (FLARE), needs a root dataset; others must not have one."""
     if needs_reference and root_size == 0:
         raise ConfigError(
             f"defense.root_size: got 0; {chain} scores updates against the server's update on "
             "its clean root dataset: set defense.root_size >= 1"
         )
-    if root_size and not needs_reference:
+    if needs_features and root_size < 2:
+        raise ConfigError(
+            f"defense.root_size: got {root_size}; {chain} compares the models' representations "
+            "of the server's root examples (MMD needs 2): set defense.root_size >= 2"
+        )
+    if root_size and not (needs_reference or needs_features):
+        users = ", ".join(
+            name
+            for flag in ("needs_reference", "needs_features")
+            for name in _names_declaring(flag).split(", ")
+            if name
+        )
         raise ConfigError(
             f"defense.root_size: got {root_size}; {chain} does not use a server root dataset "
-            f"(rules that do: {_names_declaring('needs_reference')}): remove the field"
+            f"(rules that do: {users}): remove the field"
         )
 
 

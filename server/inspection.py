@@ -11,6 +11,10 @@ model, so the server does, in :meth:`ModelInspector.ddifs`, on whatever rows the
 (the round's updates, or an omniscient attacker's candidates through the chain view). The noise
 sets are drawn once per seed index from the scenario seed and reused every round, as FLPoison
 draws them once with seeds 0, 1, ...
+
+FLARE needs each local model's penultimate-layer representations of the server's auxiliary
+examples (its root set, ``defense.root_size``): :meth:`AuxiliarySet.features`, likewise on
+whatever rows the rule is given.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
+import tensorflow as tf
 from flwr.app import ArrayRecord
 from numpy.typing import NDArray
 
 from common.arrays import flatten, unflatten
 from common.data.datasets import Dataset
+from common.data.shards import root_indices
 from common.learning.models import build_model
 from common.schema import Scenario
 from common.seeding import derive_rng
@@ -43,6 +49,7 @@ class ModelInspector:
         *,
         ddifs: bool,
         indicator: IndicatorPlanter | None = None,
+        features: bool = False,
     ) -> None:
         self.seed = scenario.seed
         self.input_shape = dataset.input_shape
@@ -53,7 +60,9 @@ class ModelInspector:
             for w in layer.weights
         ]
         self.layout = Layout.of(weights, names if len(names) == len(weights) else ())
-        self.model = model if ddifs else None
+        self.model = model if ddifs or features else None
+        self.use_ddifs = ddifs
+        self.auxiliary = AuxiliarySet(scenario, dataset, model) if features else None
         self._noise: dict[tuple[int, int], NDArray[np.float32]] = {}
         self.indicator = indicator  # BackdoorIndicator's planted task
 
@@ -64,11 +73,17 @@ class ModelInspector:
         return ArrayRecord(self.indicator.plant(arrays.to_numpy_ndarrays()))
 
     def inspection(self, global_weights: Sequence[NDArray[np.float32]]) -> Inspection:
-        """This round's inspection: the layout, and the probe around ``global_weights``."""
+        """This round's inspection: the layout, and the probes around ``global_weights``."""
         weights = list(global_weights)
-        ddifs = None if self.model is None else partial(self.ddifs, weights)
         indicator = None if self.indicator is None else partial(self.indicator.accuracies, weights)
-        return Inspection(self.layout, ddifs, indicator)
+        return Inspection(
+            self.layout,
+            ddifs=partial(self.ddifs, weights) if self.use_ddifs else None,
+            indicator=indicator,
+            features=partial(self.auxiliary.features, weights)
+            if self.auxiliary is not None
+            else None,
+        )
 
     def noise(self, seed: int, num_samples: int) -> NDArray[np.float32]:
         """Noise set ``seed``: uniform [0, 1) inputs (the data sets' pixel range)."""
@@ -105,6 +120,32 @@ class ModelInspector:
         return np.asarray(self.model(x, training=False), dtype=np.float64)
 
 
+class AuxiliarySet:
+    """FLARE's auxiliary examples, the server's root set (``defense.root_size``), and the
+    model cut before its output layer whose outputs are the penultimate-layer
+    representations (the inputs of the output layer, after their activation)."""
+
+    def __init__(self, scenario: Scenario, dataset: Dataset, model: tf.keras.Model) -> None:
+        indices = root_indices(scenario, dataset)
+        self.x = dataset.x_train[indices]
+        self.y = dataset.y_train[indices]
+        self.model = model
+        self.penultimate = tf.keras.Model(model.inputs, model.layers[-1].input)
+
+    def features(
+        self, global_weights: list[NDArray[np.float32]], updates: Updates, aux_class: int | None
+    ) -> NDArray[np.float64]:
+        """``(n, m, p)``: each local model's representations of the m root examples of class
+        ``aux_class`` (all of them if ``None``)."""
+        x = self.x if aux_class is None else self.x[self.y == aux_class]
+        base = flatten(global_weights)
+        out = []
+        for row in updates:
+            self.model.set_weights(unflatten(base + row.astype(np.float32), global_weights))
+            out.append(np.asarray(self.penultimate(x, training=False), dtype=np.float64))
+        return np.stack(out) if out else np.zeros((0, len(x), 0))
+
+
 def model_inspector(
     chain: Rule,
     scenario: Scenario,
@@ -116,4 +157,11 @@ def model_inspector(
         return None
     task = chain.indicator_task()
     planter = None if task is None else IndicatorPlanter(scenario, dataset, task)
-    return ModelInspector(scenario, dataset, weights, ddifs=chain.needs_ddifs(), indicator=planter)
+    return ModelInspector(
+        scenario,
+        dataset,
+        weights,
+        ddifs=chain.needs_ddifs(),
+        indicator=planter,
+        features=chain.needs_features(),
+    )

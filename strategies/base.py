@@ -241,6 +241,10 @@ class Rule(Protocol):
         """The indicator task the server must plant before broadcast (BackdoorIndicator)."""
         ...
 
+    def needs_features(self) -> bool:
+        """Whether that inspection must carry the feature probe too (FLARE)."""
+        ...
+
     def init(self, num_params: int) -> ChainState:
         """The state before round 1: one frozen state per stage."""
         ...

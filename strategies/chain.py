@@ -66,6 +66,9 @@ class Chain:
     def indicator_task(self) -> Indicator | None:
         return self.rule if isinstance(self.rule, Indicator) else None
 
+    def needs_features(self) -> bool:
+        return isinstance(self.rule, InspectingRule) and self.rule.needs_features
+
     def __post_init__(self) -> None:
         if self.rule.needs_client_ids and self.pre:
             raise ConfigError(
@@ -113,7 +116,11 @@ class Chain:
         rule_at = len(self.pre)
         if isinstance(self.rule, InspectingRule):
             checked = check_inspection(
-                self.name, inspection, updates.shape[1], self.rule.needs_ddifs
+                self.name,
+                inspection,
+                updates.shape[1],
+                self.rule.needs_ddifs,
+                self.rule.needs_features,
             )
             aggregate = self.rule.update_inspected(updates, num_examples, inspection=checked)
             rule_state = state[rule_at]

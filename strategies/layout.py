@@ -33,6 +33,10 @@ IndicatorProbe = Callable[[Updates], NDArray[np.float64]]
 """``probe(updates)`` -> ``(n, num_classes)``: for each row i, the accuracy of the model
 ``G + x_i`` on the indicator inputs assigned label k (BackdoorIndicator; the server's probe is
 ``server/indicator.py``)."""
+FeatureProbe = Callable[[Updates, int | None], NDArray[np.float64]]
+"""``probe(updates, aux_class)`` -> ``(n, m, p)``: for each row i, the penultimate-layer
+representations (the output layer's inputs, p of them) of the local model ``G + x_i`` on the
+m examples of the server's auxiliary set (of class ``aux_class``; every class if ``None``)."""
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,14 @@ class Layout:
 
 @dataclass(frozen=True)
 class Inspection:
-    """The round's view of the model: its layout, and the output probe where the rule needs
-    it (``None`` otherwise: the server builds no model for it)."""
+    """The round's view of the model: its layout, and the probes the rule needs (``None``
+    otherwise: the server builds no model for them)."""
 
     layout: Layout
     ddifs: DDifProbe | None = None
     indicator: IndicatorProbe | None = None
     """The planted indicator task's per-label accuracies (BackdoorIndicator only)."""
+    features: FeatureProbe | None = None
 
 
 class InspectingRule(MemorylessRule):
@@ -100,6 +105,9 @@ class InspectingRule(MemorylessRule):
 
     needs_ddifs: ClassVar[bool] = False
     """Whether the rule needs :attr:`Inspection.ddifs` (DeepSight), not only the layout."""
+    needs_features: ClassVar[bool] = False
+    """Whether the rule needs :attr:`Inspection.features` (FLARE), computed on the server's
+    auxiliary set (its root set: ``defense.root_size``)."""
 
     def update(
         self,
@@ -120,10 +128,14 @@ class InspectingRule(MemorylessRule):
 
 
 def check_inspection(
-    name: str, inspection: Inspection | None, num_params: int, needs_ddifs: bool
+    name: str,
+    inspection: Inspection | None,
+    num_params: int,
+    needs_ddifs: bool,
+    needs_features: bool = False,
 ) -> Inspection:
-    """``inspection``, checked to describe ``num_params`` parameters (and to carry the probe
-    when the rule needs it)."""
+    """``inspection``, checked to describe ``num_params`` parameters (and to carry the probes
+    the rule needs)."""
     if inspection is None:
         raise AggregationError(f"{name}: needs inspection= (the model's layout), got none")
     if inspection.layout.num_params != num_params:
@@ -133,4 +145,6 @@ def check_inspection(
         )
     if needs_ddifs and inspection.ddifs is None:
         raise AggregationError(f"{name}: needs inspection.ddifs (the output probe), got none")
+    if needs_features and inspection.features is None:
+        raise AggregationError(f"{name}: needs inspection.features (the feature probe), got none")
     return inspection

@@ -80,7 +80,7 @@ def test_root_set_follows_the_rules_declaration(registries: None) -> None:
     message = _error({**MINIMAL, "defense": {"root_size": 10}})
     assert message == (
         "defense.root_size: got 10; fedavg does not use a server root dataset (rules that do: "
-        "fltrust, toy_scored): remove the field"
+        "fltrust, toy_scored, flare): remove the field"
     )
 
 

@@ -128,6 +128,12 @@ class FirstRow:
     def needs_ddifs(self) -> bool:
         return False
 
+    def needs_features(self) -> bool:
+        return False
+
+    def indicator_task(self) -> None:
+        return None
+
     def init(self, num_params: int) -> ChainState:
         return ()
 

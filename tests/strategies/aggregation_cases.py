@@ -75,6 +75,9 @@ class ServerInputs:
     def indicator_task(self) -> Indicator | None:
         return self.rule.indicator_task()
 
+    def needs_features(self) -> bool:
+        return self.rule.needs_features()
+
     def init(self, num_params: int) -> ChainState:
         return self.rule.init(num_params)
 
@@ -124,7 +127,8 @@ def tempered_softmax_inspection(d: int) -> Inspection:
     """The inspection of a real model with ``d >= 7`` parameters, at global weights 0: a
     Dense softmax layer on 2 inputs (kernel (2, 2), bias (2,)) whose logits are scaled by
     ``1 + sum(t)``, t its first tensor ``(d - 6,)`` (a learned temperature); the DDifs are
-    computed from it in numpy on uniform noise, as the server does with its Keras model."""
+    computed from it in numpy on uniform noise, as the server does with its Keras model, and
+    the features (FLARE) are its tempered logits on 16 fixed uniform inputs."""
     layout = Layout(((d - 6,), (2, 2), (2,)))
     t_at, kernel_at, bias_at = layout.slices()
 
@@ -157,7 +161,14 @@ def tempered_softmax_inspection(d: int) -> Inspection:
         hits = predicted == labels
         return np.stack([hits[:, labels == k].mean(axis=1) for k in (0, 1)], axis=1)
 
-    return Inspection(layout, ddifs, indicator)
+    def features(updates: NDArray[np.floating[Any]], aux_class: int | None) -> NDArray[np.float64]:
+        x = np.random.default_rng(99).random((16, 2))
+        rows = updates.astype(np.float64)
+        scale = 1.0 + rows[:, t_at].sum(axis=1)
+        logits = [x @ row[kernel_at].reshape(2, 2) + row[bias_at] for row in rows]
+        return np.asarray(scale[:, None, None] * np.array(logits))
+
+    return Inspection(layout, ddifs=ddifs, indicator=indicator, features=features)
 
 
 F = {"num_byzantine": NUM_BYZANTINE}
@@ -191,6 +202,10 @@ RULE_CASES = [
     Case("lasa", {"sparsity": 0.5}),  # of the 4 kernel entries, only the largest is kept
     Case("deepsight", {"num_samples": 64}),  # the model: tempered_softmax_inspection
     Case("indicator"),  # the model and its indicator set: tempered_softmax_inspection
+    Case("flare"),  # the model: tempered_softmax_inspection's logits as features
+    Case("rflbat"),
+    Case("robustlr"),  # theta 4 of 11 random rows: some coordinates reversed
+    Case("robustlr", {"threshold": 0.0, "weighted": False}),  # no coordinate reversed: the mean
 ]
 CHAIN_CASES = [
     Case("krum", F, pre=[("nnm", F)]),
