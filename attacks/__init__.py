@@ -24,6 +24,7 @@ from attacks import (
     mimic,
     min_max,
     omniscient,
+    threedfed,
     transit,
     update_poisoning,
 )
@@ -41,7 +42,7 @@ from attacks.base import (
 from attacks.forging import CollusionAttack, Forgery, RoundView
 from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
-from attacks.training import Trainer, TrainingAttack
+from attacks.training import Memory, StatefulTrainingAttack, Trainer, TrainingAttack
 
 register_attack("none")(NoAttack)
 
@@ -58,6 +59,8 @@ __all__ = [
     "RoundView",
     "SuccessSet",
     "ThreatModel",
+    "Memory",
+    "StatefulTrainingAttack",
     "Trainer",
     "TrainingAttack",
     "TransitAttack",
@@ -75,6 +78,7 @@ __all__ = [
     "mimic",
     "min_max",
     "omniscient",
+    "threedfed",
     "register_attack",
     "transit",
     "update_poisoning",

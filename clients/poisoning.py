@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from flwr.app import RecordDict
 from numpy.typing import NDArray
 
-from attacks import AttackPlan, attack_plan
+from attacks import AttackPlan, StatefulTrainingAttack, attack_plan
+from clients.coordinated_training import coordinated_training
 from common.arrays import flatten, unflatten
 from common.attack_schedule import is_active
 from common.data.shards import client_shard, dataset_of, malicious_clients
-from common.learning.batching import poisson_sampling_rate
 from common.learning.poison_trainer import KerasTrainer
 from common.learning.training import TrainOutcome
 from common.schema import Scenario
@@ -84,13 +85,22 @@ def attacker_training(
     model: tf.keras.Model,
     base: list[NDArray[np.float32]],
     seed: int,
+    *,
+    server_round: int = 0,
+    state: RecordDict | None = None,
 ) -> TrainOutcome | None:
     """The round of a training attack (None when the plan has none): the attack drives
     ``model``, loaded with ``base``, on the client's clean shard through a
     :class:`~common.learning.poison_trainer.KerasTrainer`; its malicious samples come from the
-    same (seed, client) generator as a data attack's, so they are the same every round."""
+    same (seed, client) generator as a data attack's, so they are the same every round. A
+    stateful attack (3DFed) runs the coalition's round with the node's ``state``
+    (:mod:`clients.coordinated_training`)."""
     if plan is None or plan.training is None:
         return None
+    if isinstance(plan.training, StatefulTrainingAttack):
+        return coordinated_training(
+            plan.training, scenario, partition_id, model, base, server_round, state
+        )
     x, y = client_shard(scenario, partition_id)
     trainer = KerasTrainer(model, scenario, seed)
     trainer.load(flatten(base), reset_optimizer=True)
@@ -102,9 +112,4 @@ def attacker_training(
         rng=derive_rng(scenario.seed, "poison", partition_id),
         colluder=sorted(malicious_clients(scenario)).index(partition_id),
     )
-    return TrainOutcome(
-        weights=unflatten(trainer.weights(), base),
-        mean_loss=trainer.loss(x, y),
-        local_steps=trainer.steps,
-        sampling_rate=poisson_sampling_rate(len(y), batch_size=scenario.train.batch_size),
-    )
+    return trainer.outcome(x, y, base)

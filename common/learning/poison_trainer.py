@@ -21,8 +21,9 @@ import tensorflow as tf
 from numpy.typing import NDArray
 
 from common.arrays import flatten, unflatten
-from common.learning.batching import batch_plan
+from common.learning.batching import batch_plan, poisson_sampling_rate
 from common.learning.local_round import batch_loss
+from common.learning.training import TrainOutcome
 from common.learning.training import reset_optimizer as zero_optimizer
 from common.schema import Scenario
 
@@ -45,6 +46,10 @@ class KerasTrainer:
         self.steps = 0
         """Optimizer steps run so far (the round's ``local_steps``)."""
         model.optimizer.build(self._variables)
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(d) for d in s.shape) for s in self._shapes]
 
     def weights(self) -> Vector:
         return flatten([v.numpy() for v in self._variables])
@@ -80,20 +85,46 @@ class KerasTrainer:
         *,
         anchor: NDArray[np.floating[Any]] | None = None,
         rho: float = 0.0,
+        norm_penalty: float = 0.0,
+        ce_weight: float = 1.0,
     ) -> list[float]:
         anchors = None if anchor is None else unflatten(anchor, self._shapes)
         losses = []
         for batch in batches:
             loss, gradients = self._loss_and_gradients(x[batch], y[batch])
+            gradients = [ce_weight * g for g in gradients]
             if anchors is not None:
-                gradients = [
-                    g + rho * (v - a)
-                    for g, v, a in zip(gradients, self._variables, anchors, strict=True)
-                ]
+                gradients = self._penalised(gradients, anchors, rho, norm_penalty)
             self._model.optimizer.apply_gradients(zip(gradients, self._variables, strict=True))
             losses.append(float(loss))
             self.steps += 1
         return losses
+
+    def _penalised(
+        self,
+        gradients: list[tf.Tensor],
+        anchors: list[NDArray[np.float32]],
+        rho: float,
+        norm_penalty: float,
+    ) -> list[tf.Tensor]:
+        """Add ``rho (w - a) + norm_penalty (w - a) / ||w - a||`` (0 where ``w = a``): the
+        gradients of ``rho/2 ||w - a||^2`` and of 3DFed's ``||w - a||_2``."""
+        gaps = [v - a for v, a in zip(self._variables, anchors, strict=True)]
+        distance = float(tf.sqrt(sum(tf.reduce_sum(tf.square(d)) for d in gaps)))
+        unit = norm_penalty / distance if distance > 0.0 else 0.0
+        return [g + (rho + unit) * d for g, d in zip(gradients, gaps, strict=True)]
+
+    def outcome(
+        self, x: NDArray[np.float32], y: NDArray[np.int64], like: list[NDArray[np.float32]]
+    ) -> TrainOutcome:
+        """The round's reply: the weights held now (shaped ``like``), the loss on ``(x, y)``, the
+        optimizer steps run and the batch sampling rate."""
+        return TrainOutcome(
+            weights=unflatten(self.weights(), like),
+            mean_loss=self.loss(x, y),
+            local_steps=self.steps,
+            sampling_rate=poisson_sampling_rate(len(y), batch_size=self._batch_size),
+        )
 
     def loss(self, x: NDArray[np.float32], y: NDArray[np.int64]) -> float:
         return float(batch_loss(self._model, tf.constant(y), self._model(x, training=False)))
