@@ -77,3 +77,42 @@ def optimise_masks(
         masks = masks - LEARNING_RATE * velocity
         lagrange += LAGRANGE_STEP * float(np.linalg.norm(masks.sum(axis=0)))
     return masks, float(np.linalg.norm(masks.sum(axis=0)))
+
+
+def coalition_masks(
+    backdoor: NDArray[np.float32],
+    alphas: list[float],
+    output: tuple[slice, slice],
+    *,
+    neurons: list[int],
+    num_neurons: int,
+    group_size: int,
+    std: float,
+    rng: np.random.Generator,
+) -> tuple[list[NDArray[np.float32]], float]:
+    """Every colluder slot's mask as a flat vector like ``backdoor`` (``group_size`` per group,
+    groups in the order of ``alphas``), and the largest group constraint ``||sum_k m_k||``.
+
+    ``output`` are the flat slices of the output kernel ``(h, C)`` and bias ``(C,)``; each
+    group draws ``num_neurons`` of ``neurons`` (the non-target classes) at random.
+    """
+    bias = backdoor[output[1]]
+    kernel = backdoor[output[0]].reshape(-1, len(bias))
+    masks: list[NDArray[np.float32]] = []
+    worst = 0.0
+    for alpha in alphas:
+        chosen = rng.permutation(np.asarray(neurons))[:num_neurons]
+        rows = np.concatenate([kernel[:, chosen].T, bias[chosen, None]], axis=1)
+        group, constraint = optimise_masks(
+            rows.astype(np.float64), group_size=group_size, alpha=alpha, std=std, rng=rng
+        )
+        worst = max(worst, constraint)
+        for member in group:
+            out_kernel = np.zeros_like(kernel)
+            out_kernel[:, chosen] = member[:, :-1].T
+            out_bias = np.zeros_like(bias)
+            out_bias[chosen] = member[:, -1]
+            flat = np.zeros_like(backdoor)
+            flat[output[0]], flat[output[1]] = out_kernel.ravel(), out_bias
+            masks.append(flat)
+    return masks, worst

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from attacks.base import Images, Labels, Vector
 from attacks.data_poisoning import BackdoorParams, CornerTrigger
-from attacks.noise_masks import optimise_masks
+from attacks.noise_masks import coalition_masks
 from attacks.registry import register_attack
 from attacks.threedfed_rules import (
     adaptive_tuning,
@@ -77,6 +77,15 @@ def _layout(shapes: list[tuple[int, ...]], num_classes: int) -> tuple[slice, sli
     )
 
 
+def _indicator_memory(backdoor: Vector, positions: NDArray[np.int64], start: Vector) -> Memory:
+    """Where the indicators are, their planted values and the global weights there now."""
+    return {
+        "positions": [float(i) for i in positions],
+        "values": planted_values(backdoor, positions),
+        "before": [float(v) for v in start[positions]],
+    }
+
+
 @register_attack("threedfed", ThreeDFedParams)
 class ThreeDFed(CornerTrigger[ThreeDFedParams], StatefulTrainingAttack[ThreeDFedParams]):
     r"""3DFed covert backdoor (Li et al., IEEE S&P 2023): constrained training, indicators,
@@ -113,6 +122,13 @@ class ThreeDFed(CornerTrigger[ThreeDFedParams], StatefulTrainingAttack[ThreeDFed
         Lower end of a fresh ``alpha ~ U(floor, 1)`` (``noise_mask_alpha``), in [0, 1).
     threshold : float, default 1e-4
         Feedback below it means rejected (the authors' MNIST value; 1e-5 for CIFAR), in (0, 1).
+
+    Returns
+    -------
+    tuple
+        :meth:`train_round` gives the diagnostics (``scale``, this colluder's group ``alpha``,
+        ``accepted`` colluders last round (-1: no reading), ``weak_dp``, ``decoys_wanted``,
+        ``mask_constraint``) and the memory for the next round; the trainer holds the weights.
 
     References
     ----------
@@ -203,42 +219,29 @@ class ThreeDFed(CornerTrigger[ThreeDFedParams], StatefulTrainingAttack[ThreeDFed
         trainer.load(start, reset_optimizer=True)
         return benign, backdoor, (x_mal, y_mal)
 
-    def _masks(
+    def _craft(
         self,
-        backdoor: Vector,
-        alphas: list[float],
-        output: tuple[slice, slice],
-        *,
-        num_classes: int,
-        weak_dp: bool,
-        rng: np.random.Generator,
-    ) -> tuple[list[Vector], float]:
-        """Every colluder slot's mask as a flat vector (groups in order), and the largest
-        group constraint ``||sum_k m_k||``."""
-        p = self.params
-        kernel = backdoor[output[0]].reshape(-1, num_classes)
-        others = np.array([c for c in range(num_classes) if c != p.target])
-        masks: list[Vector] = []
-        worst = 0.0
-        for alpha in alphas:
-            neurons = rng.permutation(others)[: p.num_neurons]
-            rows = np.concatenate([kernel[:, neurons].T, backdoor[output[1]][neurons, None]], 1)
-            group, constraint = optimise_masks(
-                rows.astype(np.float64),
-                group_size=p.group_size,
-                alpha=alpha,
-                std=0.01 if weak_dp else 0.05,
-                rng=rng,
-            )
-            worst = max(worst, constraint)
-            for member in group:
-                flat = np.zeros_like(backdoor)
-                out_kernel = np.zeros((kernel.shape[0], num_classes), np.float32)
-                out_kernel[:, neurons] = member[:, :-1].T
-                flat[output[0]] = out_kernel.ravel()
-                flat[output[1]][neurons] = member[:, -1]
-                masks.append(flat)
-        return masks, worst
+        trainer: Trainer,
+        x: Images,
+        y: Labels,
+        chosen: NDArray[np.int64],
+        layer: slice,
+        colluders: int,
+    ) -> tuple[Vector, NDArray[np.int64], float]:
+        """The scaled backdoor update, the colluders' indicator positions and the scale."""
+        start = trainer.weights()
+        benign, backdoor, triggered = self._backdoor(trainer, x, y, chosen)
+        scale = backdoor_scale(
+            float(np.linalg.norm(benign)),
+            float(np.linalg.norm(backdoor)),
+            max_scale=self.params.max_scale,
+        )
+        backdoor = (backdoor * scale).astype(np.float32)
+        curvature = self._curvature(trainer, [(x, y), triggered], start, layer)
+        positions = layer.start + choose_indicators(
+            backdoor[layer], benign[layer], curvature, count=colluders
+        )
+        return backdoor, positions, scale
 
     def train_round(
         self,
@@ -257,28 +260,23 @@ class ThreeDFed(CornerTrigger[ThreeDFedParams], StatefulTrainingAttack[ThreeDFed
         p = self.params
         check_class("num_neurons", p.num_neurons, num_classes)
         chosen = np.flatnonzero(self.poison(x, y, num_classes=num_classes, rng=rng).poisoned)
-        layer, *output = _layout(trainer.layer_shapes, num_classes)
+        layer, out_kernel, out_bias = _layout(trainer.layer_shapes, num_classes)
+        output = (out_kernel, out_bias)
         # The round's draws (alpha, neurons, masks, slots): the same in every colluder's client.
         rounds = np.random.default_rng([int(rng.integers(2**32)), server_round])
         start = trainer.weights()
         if int(memory.get("round", [-1])[0]) != server_round - 1:
             memory = {}
         alphas, decoys, weak_dp, accepted = self._tune(memory, start, colluders, rounds)
-        benign, backdoor, triggered = self._backdoor(trainer, x, y, chosen)
-        scale = backdoor_scale(
-            float(np.linalg.norm(benign)), float(np.linalg.norm(backdoor)), max_scale=p.max_scale
-        )
-        backdoor = (backdoor * scale).astype(np.float32)
-        curvature = self._curvature(trainer, [(x, y), triggered], start, layer)
-        positions = layer.start + choose_indicators(
-            backdoor[layer], benign[layer], curvature, count=colluders
-        )
-        masks, constraint = self._masks(
+        backdoor, positions, scale = self._craft(trainer, x, y, chosen, layer, colluders)
+        masks, constraint = coalition_masks(
             backdoor,
             alphas,
-            (output[0], output[1]),
-            num_classes=num_classes,
-            weak_dp=weak_dp,
+            output,
+            neurons=[c for c in range(num_classes) if c != p.target],
+            num_neurons=p.num_neurons,
+            group_size=p.group_size,
+            std=0.01 if weak_dp else 0.05,
             rng=rounds,
         )
         slot = int(np.flatnonzero(rounds.permutation(colluders) == colluder)[0])
@@ -289,9 +287,7 @@ class ThreeDFed(CornerTrigger[ThreeDFedParams], StatefulTrainingAttack[ThreeDFed
             "alpha": alphas,
             "decoys": [float(decoys)],
             "weak_dp": [float(weak_dp)],
-            "positions": [float(i) for i in positions],
-            "values": planted_values(backdoor, positions),
-            "before": [float(v) for v in start[positions]],
+            **_indicator_memory(backdoor, positions, start),
         }
         diagnostics = {
             "scale": scale,

@@ -53,6 +53,7 @@ EXPECTED = {
     "swap_layer": ("transit", "none"),
     "replay": ("transit", "none"),
     "alter_min": ("training", "none"),
+    "threedfed": ("training", "none"),
 }
 # Parameters an attack needs to be built at all (all others have defaults).
 REQUIRED: dict[str, dict[str, Any]] = {"inflate_examples": {"factor": 3.0}}
