@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from attacks.noise_masks import (
     LAGRANGE_WEIGHT,
@@ -20,6 +21,7 @@ from attacks.noise_masks import (
     mask_gradients,
 )
 from attacks.threedfed_rules import (
+    Status,
     adaptive_tuning,
     backdoor_scale,
     choose_indicators,
@@ -114,10 +116,20 @@ def test_everything_rejected_asks_for_one_more_decoy_and_redraws_alpha() -> None
 
 
 def test_one_group_keeps_an_accepted_alpha_and_clamps_into_the_open_interval() -> None:
-    kwargs = {"colluders": 2, "group_size": 2, "floor": 0.0}
-    kept, _ = adaptive_tuning(("a", "a"), [0.42], 0, rng=np.random.default_rng(0), **kwargs)
-    assert kept == [0.42]
-    redrawn, _ = adaptive_tuning(("a", "c"), [0.42], 0, rng=np.random.default_rng(7), **kwargs)
+    def one_group(statuses: tuple[Status, ...], seed: int) -> list[float]:
+        alphas, _ = adaptive_tuning(
+            statuses,
+            [0.42],
+            0,
+            colluders=2,
+            group_size=2,
+            floor=0.0,
+            rng=np.random.default_rng(seed),
+        )
+        return alphas
+
+    assert one_group(("a", "a"), 0) == [0.42]
+    redrawn = one_group(("a", "c"), 7)
     assert redrawn == pytest.approx([_uniforms(1)[0]])
     # Group 0 accepted at alpha 0.95: both groups draw from U(0.95, 1.05). Seed 0's draws
     # 0.637 and 0.270 give 1.0137 (>= 1, clamped to 0.99) and 0.9770.
@@ -150,7 +162,9 @@ def test_indicators_are_flat_low_update_coordinates() -> None:
     assert value == pytest.approx(0.3) and update[1] == np.float32(value) and update[0] == 0.0
 
 
-def _loss(rows: np.ndarray, masks: np.ndarray, i: int, alpha: float, lam: float) -> float:
+def _loss(
+    rows: NDArray[np.float64], masks: NDArray[np.float64], i: int, alpha: float, lam: float
+) -> float:
     ups = np.abs(rows + masks[i]).sum(axis=1)
     own = alpha * float((UPS_WEIGHT / ups).sum()) + (1 - alpha) * NORM_WEIGHT * float(
         np.linalg.norm(masks[i])

@@ -76,7 +76,7 @@ def test_colluders_send_one_backdoor_with_their_own_masks_and_indicators(first_r
     # into the two groups, (u_i + u_j) - (u_k + u_l) = (m_i + m_j) - (m_k + m_l) is about 0.
     out = stacked[:, output_start:]
     spread = np.linalg.norm(out[0] - out.mean(axis=0))
-    gaps = [np.linalg.norm(out[i] + out[j] - out[k] - out[l]) for i, j, k, l in PAIRINGS]
+    gaps = [np.linalg.norm(out[a] + out[b] - out[c] - out[d]) for a, b, c, d in PAIRINGS]
     assert spread > 0.1 and min(gaps) < 0.1 * spread < max(gaps)
 
 
@@ -87,7 +87,9 @@ def test_the_backdoor_beats_honest_training_on_triggered_images(first_round: Any
     data = dataset_of(s)
     model = compiled_model(s, data.input_shape, data.num_classes, dp=False)
     x, y = client_shard(s, node)
+    assert plan is not None
     success = plan.success_set(x, y)
+    assert success is not None
     honest = train_locally(model, base, x, y, scenario=s, seed=3, dp=False).weights
 
     def hit(weights: Weights) -> float:
