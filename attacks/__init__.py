@@ -26,6 +26,7 @@ from attacks import (
     mimic,
     min_max,
     omniscient,
+    threedfed,
     transit,
     update_poisoning,
 )
@@ -43,7 +44,7 @@ from attacks.base import (
 from attacks.forging import CollusionAttack, Forgery, RoundView
 from attacks.plan import AttackPlan, attack_plan
 from attacks.registry import ATTACKS, get_attack, register_attack
-from attacks.training import LocalTraining, Trainer, TrainingAttack
+from attacks.training import LocalTraining, Memory, StatefulTrainingAttack, Trainer, TrainingAttack
 
 register_attack("none")(NoAttack)
 
@@ -61,6 +62,8 @@ __all__ = [
     "RoundView",
     "SuccessSet",
     "ThreatModel",
+    "Memory",
+    "StatefulTrainingAttack",
     "Trainer",
     "TrainingAttack",
     "TransitAttack",
@@ -80,6 +83,7 @@ __all__ = [
     "mimic",
     "min_max",
     "omniscient",
+    "threedfed",
     "register_attack",
     "transit",
     "update_poisoning",

@@ -48,6 +48,12 @@ class Trainer(Protocol):
         """The scenario's ``train.local_epochs`` (what an honest client trains)."""
         ...
 
+    @property
+    def layer_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of each weight array, in the flat vector's order (a dense layer's kernel
+        is ``(inputs, outputs)``, then its bias)."""
+        ...
+
     def weights(self) -> Vector:
         """The current weights, flattened."""
         ...
@@ -68,9 +74,12 @@ class Trainer(Protocol):
         *,
         anchor: Vector | None = None,
         rho: float = 0.0,
+        norm_penalty: float = 0.0,
+        ce_weight: float = 1.0,
     ) -> list[float]:
-        """One optimizer step per batch on the mean cross-entropy, plus
-        ``rho/2 ||w - anchor||^2`` when ``anchor`` is given; the batch losses (without it)."""
+        """One optimizer step per batch on ``ce_weight`` times the mean cross-entropy, plus
+        ``rho/2 ||w - anchor||^2 + norm_penalty ||w - anchor||`` when ``anchor`` is given; the
+        batch losses (the plain mean cross-entropy)."""
         ...
 
     def loss(self, x: Images, y: Labels) -> float:
@@ -129,3 +138,59 @@ class TrainingAttack(DataAttack[P], LocalTraining):
     training and is not combined with another attack."""
 
     kind = Kind.TRAINING
+
+
+Memory = dict[str, list[float]]
+"""What a stateful attack carries from one round to the next (numbers only, so it can be
+stored in the client's Flower state)."""
+
+
+class StatefulTrainingAttack(TrainingAttack[P]):
+    """A training attack run by one attacker that drives every colluder and remembers rounds.
+
+    3DFed's colluders send one shared backdoor update, each with its own mask and indicator, and
+    read the next global model for feedback. Each colluder's client computes the coalition's
+    whole round (the first colluder's shard, generator and trainer seed, as the authors train
+    once on adversary 0's data) and keeps its own slot, so the colluders agree without talking.
+    """
+
+    @abstractmethod
+    def train_round(
+        self,
+        trainer: Trainer,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int,
+        colluders: int,
+        server_round: int,
+        memory: Memory,
+    ) -> tuple[dict[str, float], Memory]:
+        """Like :meth:`TrainingAttack.train`, from last round's ``memory`` (empty at first);
+        returns the diagnostics and the memory for the next round."""
+
+    def train(
+        self,
+        trainer: Trainer,
+        x: Images,
+        y: Labels,
+        *,
+        num_classes: int,
+        rng: np.random.Generator,
+        colluder: int = 0,
+    ) -> dict[str, float]:
+        """One round without memory, ``colluder + 1`` colluders."""
+        diagnostics, _ = self.train_round(
+            trainer,
+            x,
+            y,
+            num_classes=num_classes,
+            rng=rng,
+            colluder=colluder,
+            colluders=colluder + 1,
+            server_round=1,
+            memory={},
+        )
+        return diagnostics

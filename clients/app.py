@@ -87,10 +87,14 @@ def _broadcast_is_authentic(
 
 
 def local_update(
-    scenario: Scenario, partition_id: int, server_round: int, base: list[NDArray[np.float32]]
+    scenario: Scenario,
+    partition_id: int,
+    server_round: int,
+    base: list[NDArray[np.float32]],
+    state: RecordDict | None = None,
 ) -> tuple[list[NDArray[np.float32]], int, TrainOutcome]:
     """What the client sends: honest training (DP-SGD and adversarial training when on) or its
-    poisoner's update."""
+    poisoner's update (a stateful attack keeps its memory in the node's ``state``)."""
     plan = active_plan(scenario, partition_id, server_round)
     x, y = training_shard(scenario, partition_id, plan)
     dataset = dataset_of(scenario)
@@ -100,7 +104,9 @@ def local_update(
     seed = derive_seed(scenario.seed, "train", server_round, partition_id)
     # A poisoner whose attack trains the model itself (AlterMin, Neurotoxin, Chameleon); every
     # other client trains as usual, a data attack's poisoner on its poisoned shard.
-    outcome = attacker_training(plan, scenario, partition_id, model, base, seed)
+    outcome = attacker_training(
+        plan, scenario, partition_id, model, base, seed, server_round=server_round, state=state
+    )
     if outcome is None:
         outcome = train_locally(
             model, base, x, y, scenario=scenario, seed=seed, dp=dp, adversarial=honest
@@ -130,7 +136,9 @@ def train(message: Message, context: Context) -> Message:
     # The client's own work (shard, model, training, its attack), for the round's time split;
     # an injected straggler's sleep above is not work and is left out.
     started = time.perf_counter()
-    weights, num_examples, outcome = local_update(scenario, partition_id, server_round, base)
+    weights, num_examples, outcome = local_update(
+        scenario, partition_id, server_round, base, context.state
+    )
     train_seconds = time.perf_counter() - started
 
     integrity = scenario.integrity

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from flwr.app import RecordDict
 from numpy.typing import NDArray
 
-from attacks import AttackPlan, attack_plan
+from attacks import AttackPlan, StatefulTrainingAttack, attack_plan
+from clients.coordinated_training import coordinated_training
 from common.arrays import flatten, unflatten
 from common.attack_schedule import is_active
 from common.data.shards import client_shard, dataset_of, malicious_clients
@@ -90,15 +92,23 @@ def attacker_training(
     model: tf.keras.Model,
     base: list[NDArray[np.float32]],
     seed: int,
+    *,
+    server_round: int = 0,
+    state: RecordDict | None = None,
 ) -> TrainOutcome | None:
     """The round of an attack that trains the model itself (None when the plan has none):
     ``plan.local_training`` drives ``model``, loaded with ``base``, on the client's CLEAN shard
     through a :class:`~common.learning.poison_trainer.KerasTrainer`; it poisons with the same
     (seed, client) generator as :func:`training_shard`, so its samples are the same every
-    round."""
+    round. A stateful attack (3DFed) runs the coalition's round with the node's ``state``
+    (:mod:`clients.coordinated_training`)."""
     attack = None if plan is None else plan.local_training
     if attack is None:
         return None
+    if isinstance(attack, StatefulTrainingAttack):
+        return coordinated_training(
+            attack, scenario, partition_id, model, base, server_round, state
+        )
     x, y = client_shard(scenario, partition_id)
     trainer = KerasTrainer(model, scenario, seed)
     trainer.load(flatten(base), reset_optimizer=True)

@@ -64,6 +64,10 @@ class KerasTrainer:
         """Optimizer steps run so far (the round's ``local_steps``)."""
         model.optimizer.build(self._variables)
 
+    @property
+    def layer_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(d) for d in s.shape) for s in self._shapes]
+
     def weights(self) -> Vector:
         return flatten([v.numpy() for v in self._variables])
 
@@ -102,16 +106,16 @@ class KerasTrainer:
         *,
         anchor: NDArray[np.floating[Any]] | None = None,
         rho: float = 0.0,
+        norm_penalty: float = 0.0,
+        ce_weight: float = 1.0,
     ) -> list[float]:
         anchors = None if anchor is None else unflatten(anchor, self._shapes)
         losses = []
         for batch in batches:
             loss, gradients = self._loss_and_gradients(x[batch], y[batch])
+            gradients = [ce_weight * g for g in gradients]
             if anchors is not None:
-                gradients = [
-                    g + rho * (v - a)
-                    for g, v, a in zip(gradients, self._variables, anchors, strict=True)
-                ]
+                gradients = self._penalised(gradients, anchors, rho, norm_penalty)
             self._model.optimizer.apply_gradients(zip(gradients, self._variables, strict=True))
             losses.append(float(loss))
         self._record(np.asarray(losses, dtype=np.float32))
@@ -141,6 +145,20 @@ class KerasTrainer:
     def _record(self, losses: NDArray[np.float32]) -> None:
         self._losses.append(losses)
         self.steps += int(losses.size)
+
+    def _penalised(
+        self,
+        gradients: list[tf.Tensor],
+        anchors: list[NDArray[np.float32]],
+        rho: float,
+        norm_penalty: float,
+    ) -> list[tf.Tensor]:
+        """Add ``rho (w - a) + norm_penalty (w - a) / ||w - a||`` (0 where ``w = a``): the
+        gradients of ``rho/2 ||w - a||^2`` and of 3DFed's ``||w - a||_2``."""
+        gaps = [v - a for v, a in zip(self._variables, anchors, strict=True)]
+        distance = float(tf.sqrt(sum(tf.reduce_sum(tf.square(d)) for d in gaps)))
+        unit = norm_penalty / distance if distance > 0.0 else 0.0
+        return [g + (rho + unit) * d for g, d in zip(gradients, gaps, strict=True)]
 
     def loss(self, x: NDArray[np.float32], y: NDArray[np.int64]) -> float:
         return float(batch_loss(self._model, tf.constant(y), self._model(x, training=False)))

@@ -56,6 +56,7 @@ EXPECTED = {
     "replay": ("transit", "none"),
     "alter_min": ("training", "none"),
     "a3fl": ("adaptive", "none"),
+    "threedfed": ("training", "none"),
 }
 # Parameters an attack needs to be built at all (all others have defaults).
 REQUIRED: dict[str, dict[str, Any]] = {"inflate_examples": {"factor": 3.0}}
