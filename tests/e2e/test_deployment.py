@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from tests.e2e._processes import REPO, descendants, left_after
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
+STARTUP_S = 180.0
+"""How long the SuperLink may take to listen (its imports on a loaded 2-core machine)."""
 
 SCENARIO = """
 name = "deployed"
@@ -93,6 +96,26 @@ def _split_keys(root: Path) -> tuple[Path, list[Path]]:
     return server, nodes
 
 
+def _await_listening(addresses: list[str], process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until every ``host:port`` accepts connections (the SuperLink is up).
+
+    ``flwr run`` against a SuperLink still starting prints "Connection to the SuperLink is
+    unavailable" and exits 0, so the test must not call it before then: on a loaded machine the
+    SuperLink's start took longer than the test's first step.
+    """
+    deadline = time.monotonic() + STARTUP_S
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        while True:
+            assert process.poll() is None, f"the SuperLink exited:\n{log.read_text()[-3000:]}"
+            try:
+                socket.create_connection((host, int(port)), timeout=1.0).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{address} not up after {STARTUP_S:.0f} s"
+                time.sleep(0.2)
+
+
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -145,6 +168,7 @@ def federation(tmp_path: Path) -> Iterator[tuple[Federation, Path, list[Path]]]:
         link += ["--serverappio-api-address", serverappio, "--fleet-api-address", fleet]
         link += ["--control-api-address", control]
         processes.append(_start(link, env, tmp_path / "superlink.log"))
+        _await_listening([serverappio, fleet, control], processes[0], tmp_path / "superlink.log")
         for p, keys in enumerate(node_keys):
             node = [str(BIN / "flower-supernode"), "--insecure", "--superlink", fleet]
             node += ["--clientappio-api-address", clientappio[p]]
@@ -174,8 +198,7 @@ def test_two_signed_rounds_through_flwr_run_and_the_ledger_verifies(
     done = subprocess.run(flwr, env=fed.env, capture_output=True, text=True, timeout=480)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + _logs(fed.root)
 
-    # flwr run --stream exits 0 when the run ends, whatever ended it: show why when it wrote no
-    # run directory (once seen on a loaded machine).
+    # flwr run exits 0 even when it could not reach the SuperLink: show why if no run dir.
     runs = sorted(output.iterdir()) if output.exists() else []
     assert len(runs) == 1, done.stdout[-3000:] + done.stderr[-3000:] + _logs(fed.root)
     (run_dir,) = runs
