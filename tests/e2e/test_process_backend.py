@@ -9,6 +9,7 @@ own ``fedshield`` process (the process backend configures the driver's TensorFlo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from common.results import read_json, read_jsonl
-from tests.e2e._processes import REPO
+from tests.e2e._processes import REPO, descendants, left_after, start_run, wait_for_round
 
 pytestmark = pytest.mark.e2e
 
@@ -99,3 +100,25 @@ def test_a_sweep_over_two_processes_gives_every_cell_what_one_session_gives(
         rows = [read_jsonl(out / cell["dir"] / "metrics.jsonl") for out in (one, two)]
         assert [r["round"] for r in rows[1]] == [0, 1, 2, 3]
         assert _untimed(rows[1]) == _untimed(rows[0])
+
+
+def test_ctrl_c_stops_a_process_backend_run_in_one_line(tmp_path: Path) -> None:
+    # The clients train in the driver's engine thread: Ctrl-C must still end the run at once,
+    # in one line, with the shell's code, the rounds before it kept and no process left behind.
+    run = start_run(tmp_path, "--set", "rounds=50", "--set", 'simulation.backend="process"')
+    try:
+        wait_for_round(run, 2)
+        owned = descendants(run.pid)
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT after round "), err
+    (run_dir,) = tmp_path.iterdir()
+    summary = read_json(run_dir / "summary.json")
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    assert summary["status"] == "interrupted" and 2 <= summary["last_round"] < 50
+    assert [r["round"] for r in rows] == list(range(summary["last_round"] + 1))
+    assert left_after(owned, 5) == set()
