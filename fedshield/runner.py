@@ -208,7 +208,9 @@ def run_session(
         stops.engine_errors.append(err)
         stop.request(f"the simulation engine failed: {type(err).__name__}")
 
-    backend_name, engine_host = _backend(scenario, on_engine_failure, ray_address, pool_size)
+    backend_name, engine_host = _backend(
+        scenario, on_engine_failure, ray_address, pool_size, verbose=verbose, check=check
+    )
 
     def simulate() -> None:
         install_dispatch()  # messages reach the workers when pushed, not at the next poll
@@ -225,7 +227,7 @@ def run_session(
             if not server_failed() and not stops.engine_errors:
                 stops.engine_errors.append(err)
 
-    with engine_host(verbose, check), stop_on_signals(on_signal):
+    with engine_host, stop_on_signals(on_signal):
         _await_engine(run_in_thread(simulate), stop)
     return stops
 
@@ -235,20 +237,20 @@ def _backend(
     on_failure: Callable[[BaseException], None],
     ray_address: str | None,
     pool_size: int | None,
-) -> tuple[str, Callable[[bool, bool], AbstractContextManager[Any]]]:
-    """The engine backend's registered name, and what hosts it for the session (given
-    ``verbose`` and ``check``): a private Ray or the cluster at ``ray_address``, or nothing for
-    ``simulation.backend = "process"``, whose clients share this process's TensorFlow runtime
-    (sized and made deterministic as a client actor's would be)."""
+    *,
+    verbose: bool,
+    check: bool,
+) -> tuple[str, AbstractContextManager[Any]]:
+    """The engine backend's registered name, and what hosts it for the session: a private Ray or
+    the cluster at ``ray_address``, or nothing for ``simulation.backend = "process"``, whose
+    clients share this process's TensorFlow runtime (sized and made deterministic as a client
+    actor's would be)."""
     if scenario.simulation.backend == "process":
         configure_tensorflow(int(scenario.simulation.num_cpus))
-        return register_process_backend(), lambda verbose, check: nullcontext()
-
-    def ray_host(verbose: bool, check: bool) -> AbstractContextManager[Any]:
-        init_args = ray_init_args(scenario, verbose)
-        return ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check)
-
-    return register_watched_backend(on_failure, pool_size), ray_host
+        return register_process_backend(), nullcontext()
+    init_args = ray_init_args(scenario, verbose)
+    host = ray_for_run(scenario, ray_address, init_args, verbose=verbose, check=check)
+    return register_watched_backend(on_failure, pool_size), host
 
 
 def _result(run_dir: Path, outcome: RunOutcome, stops: Stops) -> RunResult:
