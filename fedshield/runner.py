@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.collector import paused_collector
 from common.crypto.keys import ClientTrust
 from common.errors import FedshieldError
 from common.results import atomic_write_json
@@ -94,12 +95,13 @@ def import_apps(verbose: bool) -> None:
     tensorflow_probability's two-line distutils warning through when the apps import
     tensorflow_privacy. With ``verbose`` every warning is shown.
     """
-    quiet_environment(verbose)
-    import flwr.simulation  # noqa: F401
+    with paused_collector():  # seconds of collections that free nothing (common.collector)
+        quiet_environment(verbose)
+        import flwr.simulation  # noqa: F401
 
-    quiet_environment(verbose)
-    import clients.app  # noqa: F401
-    import server.app  # noqa: F401
+        quiet_environment(verbose)
+        import clients.app  # noqa: F401
+        import server.app  # noqa: F401
 
 
 class Interrupted(Exception):

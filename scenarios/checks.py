@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from common.collector import paused_collector
 from common.errors import ConfigError
 from common.registry import Registry, class_labels
 from common.schema import Scenario
@@ -25,16 +26,17 @@ from common.schema import Scenario
 def check_plugins(scenario: Scenario) -> None:
     """Resolve every registry name, validate plug-in parameters and bounds, then the data."""
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
-    from attacks import attack_plan
-    from common.attack_schedule import select_malicious
-    from common.crfl_config import check_crfl
-    from common.data.datasets import DATASETS
-    from common.data.partitioners import PARTITIONERS
-    from common.dp_checks import check_dp_shards
-    from common.inversion_config import check_inversion
-    from common.learning.models import MODELS
-    from common.secagg_config import check_secure_aggregation
-    from strategies import build_chain
+    with paused_collector():  # seconds of collections that free nothing (common.collector)
+        from attacks import attack_plan
+        from common.attack_schedule import select_malicious
+        from common.crfl_config import check_crfl
+        from common.data.datasets import DATASETS
+        from common.data.partitioners import PARTITIONERS
+        from common.dp_checks import check_dp_shards
+        from common.inversion_config import check_inversion
+        from common.learning.models import MODELS
+        from common.secagg_config import check_secure_aggregation
+        from strategies import build_chain
 
     data = scenario.data
     DATASETS.resolve(data.dataset, "data.dataset")

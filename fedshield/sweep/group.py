@@ -39,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from common.collector import skip_final_collection
 from common.errors import FedshieldError
 from common.results import atomic_write_json, to_json
 from common.schema import Scenario
@@ -197,6 +198,7 @@ def main() -> None:
         return
     with os.fdopen(int(sys.argv[1]), "w", encoding="utf-8") as events:
         child_main(json.loads(work), events)
+    skip_final_collection()  # the sweep waits for this process's exit (common.collector)
 
 
 if __name__ == "__main__":
