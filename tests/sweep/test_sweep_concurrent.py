@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ signal.signal(signal.SIGINT, lambda signum, frame: stopped.append(signum))
 if os.environ.get("CHILD_EXIT"):
     sys.exit(int(os.environ["CHILD_EXIT"]))
 for k, cell in enumerate(spec["cells"]):
+    if k and os.environ.get("MARKS"):  # tells the test that this later cell has started
+        open(os.path.join(os.environ["MARKS"], cell["id"]), "w").close()
     deadline = time.monotonic() + float(os.environ["CELL_S" if k == 0 else "LATER_S"])
     while time.monotonic() < deadline and not stopped:
         time.sleep(0.01)
@@ -127,6 +130,9 @@ def test_ctrl_c_stops_every_running_group_and_starts_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LATER_S", "120")  # each group's second cell runs until stopped
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("MARKS", str(marks))
     groups, _ = _groups(tmp_path)
     at_once, jobs = plan_jobs(groups, _run_dir, slots=[2, 2])
     seen = Recorder()
@@ -135,6 +141,11 @@ def test_ctrl_c_stops_every_running_group_and_starts_no_other(
     def record(item: PlannedCell, result: CellResult) -> None:
         seen.record(item, result)
         if len(seen.cells) == 2:  # both groups are in their second cell: press Ctrl-C
+            # A signal between a group's cells would stop it before its second cell starts
+            # (nothing to report for that cell), so wait until both second cells have begun.
+            deadline = time.monotonic() + 60
+            while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGINT)
 
     runner.record = record
