@@ -149,6 +149,7 @@ class IBA(Attack[IBAParams]):
     --------
     >>> import numpy as np
     >>> from attacks import get_attack
+    >>> from attacks.iba import Phase
     >>> attack = get_attack("iba", atk_eps=0.3, atk_test_eps=0.05, eps_decay=0.5)
     >>> [attack.eps(Phase(started=s), 5) for s in (0, 5, 4, 1)]
     [0.3, 0.3, 0.15, 0.05]
