@@ -1,0 +1,153 @@
+"""IBA's state across rounds: the colluders' generator and schedule, held by the server's adversary.
+
+The adversaries played here: the colluders (their generator must persist, be shared, and be what
+the evaluator measures), an operator who resumes a killed run (the resumed rounds must equal the
+uninterrupted ones) and a sweep that runs cells back to back (no cell starts from another's
+generator).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord
+
+from attacks.iba import Phase
+from common.data.shards import dataset_of, malicious_clients
+from scenarios.loader import load_scenario
+from server.app import initial_weights
+from server.evaluation import Evaluator
+from server.iba import GeneratorTrigger
+from server.resume import ResumedStrategy, RunState, load_resume_point
+from server.round_failures import FailedRounds
+from strategies import build_chain
+from tests.server._round import GRID, client_reply, make_strategy, partition_of
+
+VERSIONS = {"fedshield": "1"}
+SCENARIO = load_scenario(
+    "quickstart",
+    [
+        "rounds=4",
+        'data.dataset="synthetic_mnist"',
+        "data.num_clients=100",
+        "train.learning_rate=0.01",
+        'attack.type="iba"',
+        "attack.malicious=2",
+        "attack.params={atk_model_train_epoch=1, eps_decay=0.1}",
+    ],
+)
+DATA = dataset_of(SCENARIO)
+BASE = initial_weights(SCENARIO, DATA.input_shape, DATA.num_classes)
+MALICIOUS = malicious_clients(SCENARIO)
+
+
+def honest_weights(global_arrays: list[np.ndarray], server_round: int, partition: int):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng([server_round, partition])
+    return [(a + rng.normal(0, 0.001, a.shape)).astype(np.float32) for a in global_arrays]
+
+
+def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Every server object built afresh, as serve() does for a run (or a sweep's cell)."""
+    chain = build_chain("fedavg", {})
+    strategy = make_strategy(
+        SCENARIO, chain, num_params=sum(w.size for w in BASE), malicious=MALICIOUS
+    )
+    state = RunState(tmp_path, strategy, strategy.sink, FailedRounds(3), None, None, VERSIONS)
+    return strategy, state
+
+
+def play(strategy, shifted, rounds: range, arrays: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    """Rounds as Flower drives them; each round's global model and the attack's state after it."""
+    out = []
+    for flower_round in rounds:
+        sent = shifted.configure_train(flower_round, ArrayRecord(arrays), ConfigRecord(), GRID)
+        server_round = int(next(iter(sent)).content["config"]["server-round"])
+        replies = [
+            client_reply(m, honest_weights(arrays, server_round, partition_of(m))) for m in sent
+        ]
+        record, _ = shifted.aggregate_train(flower_round, replies)
+        arrays = record.to_numpy_ndarrays()
+        strategy.sink.take(server_round)
+        out.append((arrays, [a.copy() for a in strategy.adversary.adaptive.state]))
+    return out
+
+
+def _same(expected: list[np.ndarray], got: list[np.ndarray]) -> None:
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_run_equals_the_uninterrupted_one_and_needs_the_saved_generator(
+    tmp_path: Path,
+) -> None:
+    strategy, _ = fresh(tmp_path)
+    straight = play(strategy, strategy, range(1, 5), BASE)
+
+    strategy, state = fresh(tmp_path)
+    first = play(strategy, strategy, range(1, 4), BASE)
+    state.save(3, first[-1][0])
+    strategy, state = fresh(tmp_path)  # a new process
+    point = load_resume_point(tmp_path, SCENARIO, VERSIONS)
+    state.restore(point)
+    resumed = play(strategy, ResumedStrategy(strategy, 3), range(1, 2), point.weights)
+    for (w_expected, s_expected), (w_got, s_got) in zip(straight, first + resumed, strict=True):
+        _same(s_expected, s_got)
+        _same(w_expected, w_got)
+
+    # Not vacuous: the searcher's local ASR passed 0.85 after round 2, so poisoning started in
+    # round 3, which retrained the generator; round 4 poisons with the round-3 generator without
+    # retraining it (every other round). A restart without the saved state (generator and
+    # schedule back to round 0: clean training) gives a different round 4.
+    phases = [s[-1] for _, s in straight]
+    assert [p[0] for p in phases] == [0, 0, 3, 3] and phases[1][2] >= 0.85
+    assert not np.array_equal(straight[1][1][0], straight[2][1][0])
+    _same(straight[2][1][:-1], straight[3][1][:-1])
+    strategy, _ = fresh(tmp_path)
+    restarted = play(strategy, ResumedStrategy(strategy, 3), range(1, 2), point.weights)
+    assert not np.array_equal(restarted[0][0][0], straight[3][0][0])
+
+
+def test_a_sweep_s_next_cell_starts_from_the_seeded_initial_generator(tmp_path: Path) -> None:
+    strategy, _ = fresh(tmp_path)
+    initial = [a.copy() for a in strategy.adversary.adaptive.state]
+    play(strategy, strategy, range(1, 2), BASE)
+    assert not np.array_equal(strategy.adversary.adaptive.state[0], initial[0])
+    next_cell, _ = fresh(tmp_path)
+    _same(initial, next_cell.adversary.adaptive.state)
+
+
+def test_the_evaluator_measures_the_current_generator_at_the_last_round_s_bound() -> None:
+    holder = GeneratorTrigger(SCENARIO, _iba())
+    evaluator = Evaluator(model_name="mlp", dataset=DATA, success_set=None)
+    evaluator.success_source = lambda: holder.success_set(DATA.x_test, DATA.y_test)
+    # A model whose class-0 logit is 100 * (mean pixel - 0.66): class 0 on the images whose
+    # mean pixel passes 0.66 (none of the clean ones). A generator whose last batch norm has
+    # scale 0 and offset b outputs tanh(b) everywhere: T = +1 (b = 20) lifts every pixel by
+    # eps (then clipped at 1), T = -1 lowers it. The ASR follows the generator the colluders
+    # hold now, at the bound of the last attack round.
+    weights = [np.zeros_like(w) for w in BASE]
+    weights[0][:, 0] = 1.0 / 784
+    weights[2][0, 0] = 100.0
+    weights[3][0] = -66.0
+    clean = DATA.x_test[DATA.y_test != 0]
+    cases = [(20.0, Phase()), (-20.0, Phase()), (20.0, Phase(started=5, latest=10))]
+    rates = []
+    for offset, phase in cases:
+        state = holder.state
+        gamma, beta = np.zeros(1, np.float32), np.full(1, offset, np.float32)
+        state[-5:-3] = [gamma, beta]  # the last batch norm: scale, offset, mean, variance
+        holder.state = [*state[:-1], phase.to_array()]
+        # eps: 0.3 before poisoning; 0.3 * 0.9 ** (10 - 5) at round 10 of a run started at 5
+        eps = 0.3 if not phase.started else 0.3 * 0.9**5
+        lifted = np.clip(clean + eps * np.tanh(offset), -1.0, 1.0)
+        expected = np.mean(lifted.reshape(len(clean), -1).mean(axis=1) > 0.66)
+        rates.append(evaluator.evaluate(weights)["attack_success_rate"])
+        assert abs(rates[-1] - expected) < 1e-3
+    assert rates[0] == 1.0 and rates[1] == 0.0 and 0.3 < rates[2] < 0.7
+
+
+def _iba():  # type: ignore[no-untyped-def]
+    from attacks import attack_plan
+
+    return attack_plan(SCENARIO.attack).adaptive
