@@ -24,8 +24,11 @@ from attacks.training import Trainer
 from common.learning.stages import CrossEntropySteps, MixedSteps
 from common.registry import ClassLabel, Params
 
-CLIP = (-1.0, 1.0)
-"""The authors' ``get_clip_image('mnist')``: ``torch.clamp(x, -1.0, 1.0)`` on ToTensor images."""
+CLIP = (0.0, 1.0)
+"""The valid pixel range the perturbed images are clipped to (the authors' ``clip_image``
+clamps to [-1, 1] in their normalised MNIST space: see docs/attacks.md)."""
+MNIST_STD = 0.3081
+"""The authors' ``Normalize((0.1307,), (0.3081,))``: their bounds are in units of it."""
 
 
 class IBAParams(Params):
@@ -33,8 +36,9 @@ class IBAParams(Params):
     ``iba_simulated_averaging.py`` and the constants of ``fl_trainer.py``)."""
 
     target: ClassLabel = 0  # --target_label 0
-    atk_eps: float = Field(0.3, gt=0.0)  # training perturbation bound
-    atk_test_eps: float = Field(0.05, gt=0.0)  # floor of the decayed bound
+    # The authors' --atk_eps 0.3 and --atk_test_eps 0.05 act on normalised images; in pixels:
+    atk_eps: float = Field(round(0.3 * MNIST_STD, 4), gt=0.0)  # 0.0924, training bound
+    atk_test_eps: float = Field(round(0.05 * MNIST_STD, 4), gt=0.0)  # 0.0154, its floor
     eps_decay: float = Field(0.001, ge=0.0, lt=1.0)  # --eps_decay default
     attack_alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the clean loss
     atk_lr: float = Field(0.001, gt=0.0)  # the generator's SGD
@@ -78,7 +82,7 @@ class Generator(Protocol):
 
 
 def poisoned(x: Images, noise: Images, eps: float) -> Images:
-    r""":math:`\mathrm{clip}_{[-1,1]}(x + \epsilon\, T(x))` (the authors' ``atkdata``)."""
+    r""":math:`\mathrm{clip}_{[0,1]}(x + \epsilon\, T(x))` (the authors' ``atkdata``)."""
     return np.asarray(np.clip(x + eps * noise, *CLIP), np.float32)
 
 
@@ -101,7 +105,7 @@ class IBA(Attack[IBAParams]):
 
     .. math::
 
-        \min_T \mathrm{CE}\big(f(\mathrm{clip}_{[-1,1]}(x + \epsilon_r T(x))), t\big)
+        \min_T \mathrm{CE}\big(f(\mathrm{clip}_{[0,1]}(x + \epsilon_r T(x))), t\big)
 
     until the searcher's local ASR reaches ``poison_threshold``. Phase 2, from round
     :math:`r_0`: every colluder trains :math:`f` on
@@ -121,8 +125,9 @@ class IBA(Attack[IBAParams]):
     ----------
     target : int, default 0
         All-to-one target label.
-    atk_eps, atk_test_eps, eps_decay : float, default 0.3, 0.05, 0.001
-        :math:`\epsilon`, the floor :math:`\epsilon_{test}` and the decay :math:`\delta`.
+    atk_eps, atk_test_eps, eps_decay : float, default 0.0924, 0.0154, 0.001
+        :math:`\epsilon`, the floor :math:`\epsilon_{test}` (in pixels: the authors' 0.3 and
+        0.05 times their normalisation's 0.3081) and the decay :math:`\delta`.
     attack_alpha : float, default 0.5
         :math:`\alpha`, the clean loss's weight in phase 2.
     atk_lr, atk_momentum, atk_weight_decay : float, default 0.001, 0.9, 1e-4

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from attacks.a3fl import epoch_batches
 from attacks.base import SuccessSet
-from attacks.iba import IBA, Phase, poisoned
+from attacks.iba import CLIP, IBA, Phase, poisoned
 from common.arrays import flatten
 from common.data.shards import client_shard, dataset_of
 from common.learning.iba_generator import KerasGenerator
@@ -86,6 +86,7 @@ class GeneratorTrigger:
                     scenario.train.batch_size,
                     derive_rng(scenario.seed, "iba", server_round),
                 ),
+                clip=CLIP,
                 learning_rate=p.atk_lr,
                 momentum=p.atk_momentum,
                 weight_decay=p.atk_weight_decay,

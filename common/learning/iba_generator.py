@@ -11,8 +11,8 @@ generator, so a run's generator is a function of its seed.
 
 Training (the authors' ``_train_attack_model``): the classifier in inference mode, the generator
 in training mode (batch statistics, running averages updated), per batch
-``CE(f(clip(x + eps T(x))), target)`` and one PyTorch SGD step
-(:func:`common.learning.trigger_search.torch_sgd_update`).
+``CE(f(clip(x + eps T(x))), target)`` (clipped to the bounds the attack gives) and one PyTorch
+SGD step (:func:`common.learning.trigger_search.torch_sgd_update`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class KerasGenerator:
         self.generator.set_weights(list(weights))
 
     def noise(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
-        """``T(x)`` in inference mode, in chunks of :data:`CHUNK` images."""
+        """``T(x)`` in inference mode, in [-1, 1], in chunks of :data:`CHUNK` images."""
         parts = [
             np.asarray(self.generator(x[i : i + CHUNK], training=False), np.float32)
             for i in range(0, len(x), CHUNK)
@@ -113,11 +113,12 @@ class KerasGenerator:
         return np.concatenate(parts) if parts else np.zeros_like(x)
 
     def _step_eager(
-        self, x: tf.Tensor, target: tf.Tensor, eps: tf.Tensor, hyper: tf.Tensor
+        self, x: tf.Tensor, target: tf.Tensor, eps: tf.Tensor, clip: tf.Tensor, hyper: tf.Tensor
     ) -> tf.Tensor:
         weights = self.generator.trainable_weights
         with tf.GradientTape() as tape:
-            perturbed = tf.clip_by_value(x + eps * self.generator(x, training=True), -1.0, 1.0)
+            noise = eps * self.generator(x, training=True)
+            perturbed = tf.clip_by_value(x + noise, clip[0], clip[1])
             labels = tf.fill(tf.shape(x)[:1], target)
             loss = self._cross_entropy(labels, self.classifier(perturbed, training=False))
         grads = tape.gradient(loss, weights)
@@ -135,6 +136,7 @@ class KerasGenerator:
         eps: float,
         batches: Sequence[NDArray[np.int64]],
         *,
+        clip: tuple[float, float],
         learning_rate: float,
         momentum: float,
         weight_decay: float,
@@ -144,7 +146,8 @@ class KerasGenerator:
         for velocity in self._velocity:
             velocity.assign(tf.zeros_like(velocity))
         hyper = tf.constant([learning_rate, momentum, weight_decay], tf.float32)
-        args = (tf.constant(target, tf.int64), tf.constant(eps, tf.float32), hyper)
+        bounds = tf.constant(clip, tf.float32)
+        args = (tf.constant(target, tf.int64), tf.constant(eps, tf.float32), bounds, hyper)
         return [float(self._step(tf.constant(x[batch]), *args)) for batch in batches]
 
     def success_rate(self, perturbed: NDArray[np.float32], target: int) -> float:

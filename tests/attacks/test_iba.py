@@ -18,11 +18,11 @@ def _attack(**params: object) -> IBA:
     return attack
 
 
-def test_the_poisoned_input_is_x_plus_eps_t_clipped_to_the_authors_mnist_range() -> None:
-    # atkdata = clip_image(data + tgtmodel(data) * atk_eps), clip_image = clamp(-1, 1) for MNIST
-    x = read_only(np.array([0.9, 0.1, -0.95, 0.5], np.float32))
-    noise = read_only(np.array([1.0, -1.0, -1.0, 0.5], np.float32))
-    np.testing.assert_allclose(poisoned(x, noise, 0.3), [1.0, -0.2, -1.0, 0.65], atol=1e-7)
+def test_the_poisoned_input_is_x_plus_eps_t_clipped_to_the_pixel_range() -> None:
+    # atkdata = clip_image(data + tgtmodel(data) * atk_eps), clipped to valid pixels [0, 1]
+    x = read_only(np.array([0.9, 0.1, 0.05, 0.5], np.float32))
+    noise = read_only(np.array([1.0, -0.2, -1.0, 0.5], np.float32))
+    np.testing.assert_allclose(poisoned(x, noise, 0.3), [1.0, 0.04, 0.0, 0.65], atol=1e-7)
 
 
 def test_the_projection_pulls_a_model_outside_the_ball_onto_its_surface_only() -> None:
@@ -36,7 +36,7 @@ def test_the_projection_pulls_a_model_outside_the_ball_onto_its_surface_only() -
 
 
 def test_the_bound_decays_from_the_round_poisoning_started_down_to_the_test_bound() -> None:
-    attack = _attack()  # atk_eps 0.3, eps_decay 0.001, atk_test_eps 0.05
+    attack = _attack(atk_eps=0.3, atk_test_eps=0.05)  # eps_decay 0.001
     assert attack.eps(Phase(), 40) == 0.3  # phase 1: the full bound
     assert attack.eps(Phase(started=10), 10) == 0.3
     assert abs(attack.eps(Phase(started=10), 12) - 0.3 * 0.999**2) < 1e-15  # 0.2994003
@@ -77,7 +77,8 @@ def test_the_success_set_is_the_non_target_test_images_perturbed_at_the_given_bo
 def test_defaults_are_the_authors_mnist_fedavg_run() -> None:
     p = _attack().params
     values = (p.target, p.atk_eps, p.atk_test_eps, p.attack_alpha, p.atk_lr)
-    assert values == (0, 0.3, 0.05, 0.5, 0.001)
+    # --atk_eps 0.3, --atk_test_eps 0.05 on images normalised by std 0.3081: in pixels
+    assert values == (0, 0.0924, 0.0154, 0.5, 0.001)
     assert (p.atk_model_train_epoch, p.eps_decay, p.poison_threshold) == (3, 0.001, 0.85)
     assert (p.pgd_radius, p.project_frequency) == (None, 1)  # --attack_method blackbox
 

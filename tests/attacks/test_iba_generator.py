@@ -109,7 +109,7 @@ def test_training_the_generator_fools_a_frozen_classifier_and_leaves_it_alone() 
     before = generator.success_rate(poisoned(x, generator.noise(x), 0.3), 4)
     batches = [rng.permutation(64)[:32] for _ in range(30)]
     losses = generator.train(
-        x, 4, 0.3, batches, learning_rate=0.01, momentum=0.9, weight_decay=1e-4
+        x, 4, 0.3, batches, learning_rate=0.01, momentum=0.9, weight_decay=1e-4, clip=(0.0, 1.0)
     )
     after = generator.success_rate(poisoned(x, generator.noise(x), 0.3), 4)
     assert losses[-1] < losses[0] and after > before and after == 1.0

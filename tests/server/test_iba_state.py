@@ -34,7 +34,7 @@ SCENARIO = load_scenario(
         "train.learning_rate=0.01",
         'attack.type="iba"',
         "attack.malicious=2",
-        "attack.params={atk_model_train_epoch=1, eps_decay=0.1}",
+        "attack.params={atk_model_train_epoch=1, eps_decay=0.1, atk_eps=0.3, atk_test_eps=0.05}",
     ],
 )
 DATA = dataset_of(SCENARIO)
@@ -140,7 +140,7 @@ def test_the_evaluator_measures_the_current_generator_at_the_last_round_s_bound(
         holder.state = [*state[:-1], phase.to_array()]
         # eps: 0.3 before poisoning; 0.3 * 0.9 ** (10 - 5) at round 10 of a run started at 5
         eps = 0.3 if not phase.started else 0.3 * 0.9**5
-        lifted = np.clip(clean + eps * np.tanh(offset), -1.0, 1.0)
+        lifted = np.clip(clean + eps * np.tanh(offset), 0.0, 1.0)
         expected = np.mean(lifted.reshape(len(clean), -1).mean(axis=1) > 0.66)
         rates.append(evaluator.evaluate(weights)["attack_success_rate"])
         assert abs(rates[-1] - expected) < 1e-3
