@@ -11,9 +11,11 @@ never receives it nor any client's malicious status.
   deployed chain: its current state and a copy of the round's generator). They sign what they
   send, since they own their keys. Forged rows replace the colluders' own rows of the round's
   stacked updates; the server shuffles all rows before its rule runs.
-* Adaptive trigger (kind ``adaptive``, A3FL): the colluders' shared learned trigger, the
-  attack's state across rounds, lives in :class:`server.adaptive.AdaptiveTrigger`; each attack
-  round it is refined and the malicious replies are replaced by updates trained with it.
+* Adaptive trigger (kind ``adaptive``, A3FL, IBA): the colluders' shared learned trigger or
+  trigger generator, the attack's state across rounds, lives in its holder
+  (:func:`server.adaptive.adaptive_state`: :class:`server.adaptive.AdaptiveTrigger`,
+  :class:`server.iba.GeneratorTrigger`); each attack round the malicious replies are replaced
+  by the updates the holder trains with it.
 * Wire (kind ``transit``): weights are altered in transit on the links of the malicious
   clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
   keys: it cannot re-sign, which is exactly what the integrity checks detect.

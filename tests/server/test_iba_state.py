@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord
 
 from attacks.iba import Phase
 from common.data.shards import dataset_of, malicious_clients
@@ -19,12 +18,10 @@ from scenarios.loader import load_scenario
 from server.app import initial_weights
 from server.evaluation import Evaluator
 from server.iba import GeneratorTrigger
-from server.resume import ResumedStrategy, RunState, load_resume_point
-from server.round_failures import FailedRounds
-from strategies import build_chain
-from tests.server._round import GRID, client_reply, make_strategy, partition_of
+from server.resume import ResumedStrategy, load_resume_point
+from tests.server import _adaptive_rounds as rounds
+from tests.server._adaptive_rounds import VERSIONS
 
-VERSIONS = {"fedshield": "1"}
 SCENARIO = load_scenario(
     "quickstart",
     [
@@ -42,35 +39,15 @@ BASE = initial_weights(SCENARIO, DATA.input_shape, DATA.num_classes)
 MALICIOUS = malicious_clients(SCENARIO)
 
 
-def honest_weights(global_arrays: list[np.ndarray], server_round: int, partition: int):  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng([server_round, partition])
-    return [(a + rng.normal(0, 0.001, a.shape)).astype(np.float32) for a in global_arrays]
+NOISE = 0.001
 
 
 def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Every server object built afresh, as serve() does for a run (or a sweep's cell)."""
-    chain = build_chain("fedavg", {})
-    strategy = make_strategy(
-        SCENARIO, chain, num_params=sum(w.size for w in BASE), malicious=MALICIOUS
-    )
-    state = RunState(tmp_path, strategy, strategy.sink, FailedRounds(3), None, None, VERSIONS)
-    return strategy, state
+    return rounds.fresh(tmp_path, SCENARIO, BASE, MALICIOUS)
 
 
-def play(strategy, shifted, rounds: range, arrays: list[np.ndarray]):  # type: ignore[no-untyped-def]
-    """Rounds as Flower drives them; each round's global model and the attack's state after it."""
-    out = []
-    for flower_round in rounds:
-        sent = shifted.configure_train(flower_round, ArrayRecord(arrays), ConfigRecord(), GRID)
-        server_round = int(next(iter(sent)).content["config"]["server-round"])
-        replies = [
-            client_reply(m, honest_weights(arrays, server_round, partition_of(m))) for m in sent
-        ]
-        record, _ = shifted.aggregate_train(flower_round, replies)
-        arrays = record.to_numpy_ndarrays()
-        strategy.sink.take(server_round)
-        out.append((arrays, [a.copy() for a in strategy.adversary.adaptive.state]))
-    return out
+def play(strategy, shifted, played: range, arrays: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    return rounds.play(strategy, shifted, played, arrays, NOISE)
 
 
 def _same(expected: list[np.ndarray], got: list[np.ndarray]) -> None:
