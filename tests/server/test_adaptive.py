@@ -13,27 +13,19 @@ from pathlib import Path
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord
 
-from common.data.shards import dataset_of, malicious_clients
-from scenarios.loader import load_scenario
-from server.app import initial_weights
 from server.evaluation import Evaluator
-from server.resume import ResumedStrategy, load_resume_point
+from server.resume import ResumedStrategy
 from tests.server import _adaptive_rounds as rounds
-from tests.server._adaptive_rounds import VERSIONS
 from tests.server._round import GRID, client_reply, partition_of
 
-SCENARIO = load_scenario(
-    "quickstart",
+SCENARIO, DATA, BASE, MALICIOUS = rounds.setting(
     [
         "rounds=4",
         'attack.type="a3fl"',
         "attack.malicious=2",
         "attack.params={target=0, trigger_size=2, offset=1, trigger_epochs=2, adv_epochs=1}",
-    ],
+    ]
 )
-DATA = dataset_of(SCENARIO)
-BASE = initial_weights(SCENARIO, DATA.input_shape, DATA.num_classes)
-MALICIOUS = malicious_clients(SCENARIO)
 
 
 NOISE = 0.01
@@ -55,17 +47,10 @@ def play(strategy, shifted, played: range, arrays: list[np.ndarray]):  # type: i
 def test_a_resumed_run_equals_the_uninterrupted_one_and_needs_the_saved_trigger(
     tmp_path: Path,
 ) -> None:
-    strategy, _ = fresh(tmp_path)
-    straight = play(strategy, strategy, range(1, 4), BASE)
-
-    strategy, state = fresh(tmp_path)
-    first = play(strategy, strategy, range(1, 3), BASE)
-    state.save(2, first[-1][0])
-    strategy, state = fresh(tmp_path)  # a new process
-    point = load_resume_point(tmp_path, SCENARIO, VERSIONS)
-    state.restore(point)
-    resumed = play(strategy, ResumedStrategy(strategy, 2), range(1, 2), point.weights)
-    for (w_expected, t_expected), (w_got, t_got) in zip(straight, first + resumed, strict=True):
+    runs = rounds.straight_and_resumed(tmp_path, SCENARIO, BASE, MALICIOUS, NOISE, total=3, stop=2)
+    straight = [(w, s[0]) for w, s in runs[0]]
+    interrupted, point = [(w, s[0]) for w, s in runs[1]], runs[2]
+    for (w_expected, t_expected), (w_got, t_got) in zip(straight, interrupted, strict=True):
         np.testing.assert_array_equal(t_expected, t_got)
         for a, b in zip(w_expected, w_got, strict=True):
             np.testing.assert_array_equal(a, b)

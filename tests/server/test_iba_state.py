@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from attacks.iba import Phase
-from common.data.shards import dataset_of, malicious_clients
-from scenarios.loader import load_scenario
-from server.app import initial_weights
 from server.evaluation import Evaluator
 from server.iba import GeneratorTrigger
-from server.resume import ResumedStrategy, load_resume_point
+from server.resume import ResumedStrategy
 from tests.server import _adaptive_rounds as rounds
-from tests.server._adaptive_rounds import VERSIONS
 
-SCENARIO = load_scenario(
-    "quickstart",
+SCENARIO, DATA, BASE, MALICIOUS = rounds.setting(
     [
         "rounds=4",
         'data.dataset="synthetic_mnist"',
@@ -32,11 +27,8 @@ SCENARIO = load_scenario(
         'attack.type="iba"',
         "attack.malicious=2",
         "attack.params={atk_model_train_epoch=1, eps_decay=0.1, atk_eps=0.3, atk_test_eps=0.05}",
-    ],
+    ]
 )
-DATA = dataset_of(SCENARIO)
-BASE = initial_weights(SCENARIO, DATA.input_shape, DATA.num_classes)
-MALICIOUS = malicious_clients(SCENARIO)
 
 
 NOISE = 0.001
@@ -58,17 +50,10 @@ def _same(expected: list[np.ndarray], got: list[np.ndarray]) -> None:
 def test_a_resumed_run_equals_the_uninterrupted_one_and_needs_the_saved_generator(
     tmp_path: Path,
 ) -> None:
-    strategy, _ = fresh(tmp_path)
-    straight = play(strategy, strategy, range(1, 5), BASE)
-
-    strategy, state = fresh(tmp_path)
-    first = play(strategy, strategy, range(1, 4), BASE)
-    state.save(3, first[-1][0])
-    strategy, state = fresh(tmp_path)  # a new process
-    point = load_resume_point(tmp_path, SCENARIO, VERSIONS)
-    state.restore(point)
-    resumed = play(strategy, ResumedStrategy(strategy, 3), range(1, 2), point.weights)
-    for (w_expected, s_expected), (w_got, s_got) in zip(straight, first + resumed, strict=True):
+    straight, interrupted, point = rounds.straight_and_resumed(
+        tmp_path, SCENARIO, BASE, MALICIOUS, NOISE, total=4, stop=3
+    )
+    for (w_expected, s_expected), (w_got, s_got) in zip(straight, interrupted, strict=True):
         _same(s_expected, s_got)
         _same(w_expected, w_got)
 
