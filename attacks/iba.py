@@ -146,8 +146,8 @@ class IBA(Attack[IBAParams]):
 
     References
     ----------
-    Nguyen, Nguyen, Le, Nguyen, Dang, Phung, Wong & Doan, "IBA: Towards Irreversible Backdoor
-    Attacks in Federated Learning", NeurIPS 2023 (code: sail-research/iba); Dao et al.,
+    D. T. Nguyen, T. M. Nguyen, A. T. Tran, K. D. Doan & K.-S. Wong, "IBA: Towards Irreversible
+    Backdoor Attacks in Federated Learning", NeurIPS 2023 (code: sail-research/iba); Dao et al.,
     BackFed 2025 (``backfed/poisons/iba.py``).
 
     Examples
