@@ -141,8 +141,8 @@ class IBA(Attack[IBAParams]):
 
     Returns
     -------
-    dict
-        :meth:`train_colluder`: the phase-2 loss diagnostics of one colluder.
+    SuccessSet
+        :meth:`success_set`: the non-target test images perturbed by the current generator.
 
     References
     ----------
@@ -195,29 +195,25 @@ class IBA(Attack[IBAParams]):
         *,
         phase: Phase,
         server_round: int,
-    ) -> dict[str, float]:
+    ) -> None:
         """One colluder's classifier round from the trainer's (global) weights: clean in phase 1,
         the mixed loss on ``(x, y)`` and its poisoned twin in phase 2 (both halves of each
         batch are the same rows), projected when ``pgd_radius`` is set and the bound decayed."""
         epochs, p = trainer.local_epochs, self.params
         if not phase.started:
             trainer.run_stages(x, y, [CrossEntropySteps(epochs)])
-            return {}
+            return
         eps = self.eps(phase, server_round)
         pairs = np.concatenate([x, poisoned(x, generator.noise(x), eps)])
         labels = np.concatenate([y, np.full_like(y, p.target)])
-        project = p.pgd_radius is not None and eps < p.atk_eps
-        if not project:
-            losses = trainer.run_stages(pairs, labels, [MixedSteps(epochs, p.attack_alpha)])
-            return {"iba_loss": float(np.mean(losses))}
+        if p.pgd_radius is None or eps >= p.atk_eps:
+            trainer.run_stages(pairs, labels, [MixedSteps(epochs, p.attack_alpha)])
+            return
         centre = trainer.weights()
-        losses = []
         for epoch in range(1, epochs + 1):
-            losses += trainer.run_stages(pairs, labels, [MixedSteps(1, p.attack_alpha)])
+            trainer.run_stages(pairs, labels, [MixedSteps(1, p.attack_alpha)])
             if epoch % p.project_frequency == 0:
-                assert p.pgd_radius is not None
                 trainer.load(project_l2(trainer.weights(), centre, p.pgd_radius))
-        return {"iba_loss": float(np.mean(losses))}
 
     def success_set(
         self, x_test: Images, y_test: Labels, generator: Generator, eps: float

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attacks.iba import poisoned
+from attacks import get_attack
+from attacks.iba import IBA, Phase, poisoned
 from common.arrays import flatten
 from common.learning.constrained import paired
 from common.learning.iba_generator import KerasGenerator, mnist_autoencoder
 from common.learning.poison_trainer import KerasTrainer
 from common.learning.stages import CrossEntropySteps, MixedSteps
+from common.learning.training import compiled_model
 from scenarios.loader import load_scenario
 
 SCENARIO = load_scenario("quickstart", ["train.batch_size=4"])
@@ -116,3 +118,26 @@ def test_training_the_generator_fools_a_frozen_classifier_and_leaves_it_alone() 
     for got, sent in zip(generator.classifier.get_weights(), classifier, strict=True):
         np.testing.assert_array_equal(got, sent)
     assert flatten(generator.get_weights()).size == 289509  # running statistics included
+
+
+def test_the_projection_holds_the_model_in_the_ball_once_the_bound_has_decayed() -> None:
+    scenario = load_scenario(
+        "quickstart", ['data.dataset="synthetic_mnist"', "train.batch_size=16"]
+    )
+    attack = get_attack("iba", pgd_radius=0.05, atk_eps=0.3, atk_test_eps=0.05)
+    assert isinstance(attack, IBA)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (48, 28, 28, 1)).astype(np.float32)
+    y = np.arange(48, dtype=np.int64) % 10
+    generator = KerasGenerator("mlp", (28, 28, 1), 10, seed=1)
+    model = compiled_model(scenario, (28, 28, 1), 10, dp=False)
+    start = flatten(model.get_weights())
+    distances = []
+    for server_round in (4, 6):  # poisoning started in round 4: eps 0.3, then decayed
+        trainer = KerasTrainer(model, scenario, seed=0)
+        trainer.load(start, reset_optimizer=True)
+        phase = Phase(started=4, alternate=True)
+        attack.train_colluder(trainer, x, y, generator, phase=phase, server_round=server_round)
+        distances.append(float(np.linalg.norm(trainer.weights() - start)))
+    # the authors' pgd_attack is off while cur_training_eps == atk_eps, on after
+    assert distances[0] > 0.2 and abs(distances[1] - 0.05) < 1e-5
