@@ -85,6 +85,8 @@ class Attack(ABC, Generic[P]):
 
     kind: ClassVar[Kind]
     threat_model: ThreatModel
+    input_shapes: ClassVar[tuple[tuple[int, ...], ...] | None] = None
+    """The image shapes the attack can take (None: any); the scenario checks refuse others."""
 
     def __init__(self, params: P) -> None:
         self.params = params

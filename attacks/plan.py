@@ -16,6 +16,7 @@ from typing import Any
 from attacks.a3fl import A3FL
 from attacks.base import DataAttack, Images, Kind, Labels, SuccessSet, TransitAttack, UpdateAttack
 from attacks.forging import CollusionAttack
+from attacks.iba import IBA
 from attacks.registry import ATTACKS, get_attack
 from attacks.training import LocalTraining, TrainingAttack
 from common.errors import ConfigError
@@ -34,7 +35,7 @@ class AttackPlan:
     collusion: CollusionAttack[Any] | None = None
     transit: TransitAttack[Any] | None = None
     training: TrainingAttack[Any] | None = None
-    adaptive: A3FL | None = None
+    adaptive: A3FL | IBA | None = None
 
     @property
     def local_training(self) -> LocalTraining | None:

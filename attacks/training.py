@@ -102,7 +102,9 @@ class Trainer(Protocol):
         """Run each stage's epochs on ``(x, y)`` (shuffled by the trainer's generator, a fresh
         optimizer state per stage), every gradient multiplied by the flat ``mask`` (True:
         the coordinate may move) and any projection centred on the weights held at the call;
-        the step losses."""
+        the step losses. A :class:`~common.learning.stages.MixedSteps` stage (IBA) runs alone,
+        on clean rows followed by their poisoned twins: each batch takes the same rows of
+        both halves."""
         ...
 
 

@@ -13,6 +13,7 @@ Plug-ins declare what they need and this module reads the declarations; it names
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import fields
 from typing import Any
 
 from pydantic import BaseModel
@@ -82,7 +83,24 @@ def check_plugins(scenario: Scenario) -> None:
         _check_dp(scenario)
     check_inversion(scenario.inversion, num_clients=data.num_clients, rounds=scenario.rounds)
     check_data(scenario)
+    _check_input_shapes(scenario, plan)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
+
+
+def _check_input_shapes(scenario: Scenario, plan: Any) -> None:
+    """An attack that declares the image shapes it takes (IBA's generator) refuses others."""
+    from common.data.shards import dataset_of
+
+    shape = tuple(dataset_of(scenario).input_shape)
+    for field in fields(plan):
+        allowed = getattr(getattr(plan, field.name), "input_shapes", None)
+        if allowed is not None and shape not in allowed:
+            takes = " or ".join("x".join(map(str, s)) for s in allowed)
+            raise ConfigError(
+                f"data.dataset: got {scenario.data.dataset!r} ({'x'.join(map(str, shape))} "
+                f"images); attack {scenario.attack.type!r} takes {takes} images only: use a "
+                "dataset of that shape (mnist, fashion_mnist, synthetic_mnist)"
+            )
 
 
 def _check_dp(scenario: Scenario) -> None:

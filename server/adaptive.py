@@ -27,16 +27,51 @@ shows in the round's server time, not in the clients'.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from numpy.typing import NDArray
 
 from attacks.a3fl import A3FL, Pattern
 from attacks.base import SuccessSet
+from attacks.iba import IBA
 from common.data.shards import client_shard, dataset_of
 from common.learning.training import compiled_model, train_locally
 from common.learning.trigger_search import KerasTriggerModels
 from common.schema import Scenario
 from common.seeding import derive_rng, derive_seed
+from server.iba import GeneratorTrigger
+
+Arrays = list[NDArray[np.float32]]
+
+
+class AdaptiveState(Protocol):
+    """A server-side state holder of an adaptive attack (A3FL's trigger, IBA's generator)."""
+
+    @property
+    def state(self) -> list[NDArray[np.float64] | NDArray[np.float32]]:
+        """Every array of the attack's state, as the resume checkpoint stores them."""
+        ...
+
+    @state.setter
+    def state(self, arrays: list[NDArray[np.float64] | NDArray[np.float32]]) -> None: ...
+
+    def attack_round(
+        self, server_round: int, colluders: list[int], global_arrays: Arrays
+    ) -> tuple[dict[int, Arrays], dict[str, float]]:
+        """The weights each colluder (sorted partition ids) sends, and the diagnostics."""
+        ...
+
+    def success_set(self, x_test: NDArray[np.float32], y_test: NDArray[np.int64]) -> SuccessSet:
+        """What the evaluator measures the attack with now."""
+        ...
+
+
+def adaptive_state(scenario: Scenario, attack: A3FL | IBA) -> AdaptiveState:
+    """The state holder of ``attack`` for one run."""
+    if isinstance(attack, IBA):
+        return GeneratorTrigger(scenario, attack)
+    return AdaptiveTrigger(scenario, attack)
 
 
 class AdaptiveTrigger:
@@ -55,6 +90,23 @@ class AdaptiveTrigger:
                 self.scenario.model.name, self.input_shape, self.num_classes
             )
         return self._models
+
+    @property
+    def state(self) -> list[NDArray[np.float64] | NDArray[np.float32]]:
+        """The pattern, the only state."""
+        return [self.pattern]
+
+    @state.setter
+    def state(self, arrays: list[NDArray[np.float64] | NDArray[np.float32]]) -> None:
+        self.pattern = np.asarray(arrays[0], np.float32)
+
+    def attack_round(
+        self, server_round: int, colluders: list[int], global_arrays: Arrays
+    ) -> tuple[dict[int, Arrays], dict[str, float]]:
+        """The lowest-id colluder refines the trigger, then every colluder trains with it."""
+        diagnostics = self.refine(server_round, colluders[0], global_arrays)
+        trained = {p: self.poisoned_weights(server_round, p, global_arrays) for p in colluders}
+        return trained, diagnostics
 
     def refine(
         self, server_round: int, searcher: int, global_arrays: list[NDArray[np.float32]]

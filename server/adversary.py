@@ -11,9 +11,11 @@ never receives it nor any client's malicious status.
   deployed chain: its current state and a copy of the round's generator). They sign what they
   send, since they own their keys. Forged rows replace the colluders' own rows of the round's
   stacked updates; the server shuffles all rows before its rule runs.
-* Adaptive trigger (kind ``adaptive``, A3FL): the colluders' shared learned trigger, the
-  attack's state across rounds, lives in :class:`server.adaptive.AdaptiveTrigger`; each attack
-  round it is refined and the malicious replies are replaced by updates trained with it.
+* Adaptive trigger (kind ``adaptive``, A3FL, IBA): the colluders' shared learned trigger or
+  trigger generator, the attack's state across rounds, lives in its holder
+  (:func:`server.adaptive.adaptive_state`: :class:`server.adaptive.AdaptiveTrigger`,
+  :class:`server.iba.GeneratorTrigger`); each attack round the malicious replies are replaced
+  by the updates the holder trains with it.
 * Wire (kind ``transit``): weights are altered in transit on the links of the malicious
   clients, downlink (server -> client) or uplink (client -> server). The wire adversary has no
   keys: it cannot re-sign, which is exactly what the integrity checks detect.
@@ -38,7 +40,7 @@ from common.crypto.signing import sign_reply
 from common.protocol import TrainReply
 from common.schema import Scenario
 from common.seeding import derive_rng
-from server.adaptive import AdaptiveTrigger
+from server.adaptive import AdaptiveState, adaptive_state
 from server.round import ChainView, RoundUpdates
 
 
@@ -52,7 +54,9 @@ class Adversary:
         self._warned = False  # a degenerate forgery is reported once per run
         self._recorded: dict[tuple[str, int], list[NDArray[np.float32]]] = {}
         adaptive = self.plan.adaptive
-        self.adaptive = AdaptiveTrigger(scenario, adaptive) if adaptive is not None else None
+        self.adaptive: AdaptiveState | None = (
+            adaptive_state(scenario, adaptive) if adaptive is not None else None
+        )
 
     def active(self, server_round: int) -> bool:
         """Whether the attack acts this round (its window and per-round probability)."""
@@ -161,13 +165,13 @@ class Adversary:
 
     def _adapt(
         self,
-        adaptive: AdaptiveTrigger,
+        adaptive: AdaptiveState,
         server_round: int,
         updates: RoundUpdates,
         global_arrays: list[NDArray[np.float32]],
     ) -> tuple[RoundUpdates, dict[str, float]]:
-        """A3FL's round: the lowest-id malicious client of the round refines the shared
-        trigger, then every malicious reply is replaced by an update trained with it."""
+        """An adaptive attack's round (A3FL, IBA): the state holder trains every malicious client
+        of the round (the lowest id refines the shared state) and their replies are replaced."""
         bad = sorted(
             (r.partition_id, i)
             for i, r in enumerate(updates.replies)
@@ -175,12 +179,12 @@ class Adversary:
         )
         if not bad:  # no colluder sampled: the trigger waits for the next round
             return updates, {}
-        diagnostics = adaptive.refine(server_round, bad[0][0], global_arrays)
+        trained, diagnostics = adaptive.attack_round(
+            server_round, [partition_id for partition_id, _ in bad], global_arrays
+        )
         replies = updates.replies
         changes = {
-            index: self._signed(
-                replies[index], adaptive.poisoned_weights(server_round, partition_id, global_arrays)
-            )
+            index: self._signed(replies[index], trained[partition_id])
             for partition_id, index in bad
         }
         return updates.replaced(changes), diagnostics

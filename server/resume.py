@@ -7,8 +7,8 @@ needs that is not a pure function of (seed, round):
 * the global weights after round r;
 * every chain stage's state (``FedshieldStrategy.chain_state``, the stages' ``NamedTuple``s);
 * the adversary's state: what the wire recorded on each link (replay attacks), whether it
-  already warned about a degenerate forgery, and an adaptive attack's learned trigger (A3FL,
-  :mod:`server.adaptive`);
+  already warned about a degenerate forgery, and an adaptive attack's state (A3FL's learned
+  trigger, IBA's generator and schedule: :mod:`server.adaptive`, :mod:`server.iba`);
 * the integrity guard's: quarantine lists (``GateState.quarantined_until``), the handshake's
   shard sizes and the flags per round (detection scores); the ledger's position is its file,
   cut back to round r on resume;
@@ -153,7 +153,7 @@ class RunState:
             "numpy_global": np.random.get_state(),
         }
         if adversary.adaptive is not None:
-            state["adaptive_trigger"] = adversary.adaptive.pattern
+            state["adaptive_state"] = adversary.adaptive.state
         if self.guard is not None:
             state["quarantined_until"] = dict(self.guard.state.quarantined_until)
             state["shard_sizes"] = self.guard.shard_sizes
@@ -175,7 +175,7 @@ class RunState:
         self.sink.ever_accepted = set(state["ever_accepted"])
         np.random.set_state(state["numpy_global"])
         if adversary.adaptive is not None:
-            adversary.adaptive.pattern = np.asarray(state["adaptive_trigger"], np.float32)
+            adversary.adaptive.state = list(state["adaptive_state"])
         if self.guard is not None:
             self.guard.state = GateState(state["quarantined_until"])
             self.guard.shard_sizes = dict(state["shard_sizes"])

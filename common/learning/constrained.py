@@ -107,6 +107,31 @@ def masked_stage(radius: float | None) -> StepBuilder:
     return build
 
 
+@cache
+def mixed_stage(alpha: float, radius: float | None) -> StepBuilder:
+    """IBA's step (:class:`common.learning.stages.MixedSteps`): a batch holds clean rows then
+    their poisoned twins; ``alpha`` times the first half's mean loss plus ``1 - alpha`` times
+    the second's (two forward passes, as the authors'), plus the model's own penalties."""
+
+    def build(model: tf.keras.Model) -> StepFn:
+        def loss(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            half = tf.shape(y)[0] // 2
+            clean = model.loss(y[:half], model(x[:half], training=True))
+            poison = model.loss(y[half:], model(x[half:], training=True))
+            total = alpha * clean + (1.0 - alpha) * poison
+            return total + tf.add_n(model.losses) if model.losses else total
+
+        return constrained_step(model, loss, range(len(model.trainable_variables)), radius)
+
+    return build
+
+
+def paired(plan: list[NDArray[np.int64]], n: int) -> list[NDArray[np.int64]]:
+    """Each batch of rows ``b`` of the first half, followed by the same rows ``b + n`` of the
+    second half (a :class:`~common.learning.stages.MixedSteps` batch)."""
+    return [np.concatenate([batch, batch + n]) for batch in plan]
+
+
 def stage_losses(
     model: tf.keras.Model,
     x: NDArray[np.float32],
@@ -116,13 +141,15 @@ def stage_losses(
     batch_size: int,
     rng: np.random.Generator,
     masks: Sequence[NDArray[np.floating[Any]]] | None = None,
+    pairs: bool = False,
 ) -> NDArray[np.float32]:
     """Run each ``(step builder, epochs)`` stage from the model's current weights (the anchors
     of the projection) with a fresh optimizer state and the masks (all ones when None); every
     step's loss.
 
     Every stage shuffles with ``rng`` and keeps the last partial batch, as honest non-private
-    training does.
+    training does; with ``pairs`` the plan is drawn over the first half of ``(x, y)`` and
+    every batch also takes the same rows of the second (:func:`paired`).
     """
     anchor(model)  # FedProx's w_t when the model has the term
     state = _state(model)
@@ -133,13 +160,14 @@ def stage_losses(
     losses = [np.zeros(0, np.float32)]
     for builder, epochs in stages:
         reset_optimizer(model)
+        n = len(y) // 2 if pairs else len(y)
         plan = batch_plan(
-            len(y),
+            n,
             batch_size=batch_size,
             epochs=epochs,
             rng=rng,
             sampling="shuffle",
             drop_remainder=False,
         )
-        losses.append(run_plan(model, builder, x, y, plan))
+        losses.append(run_plan(model, builder, x, y, paired(plan, n) if pairs else plan))
     return np.concatenate(losses)

@@ -24,10 +24,10 @@ from numpy.typing import NDArray
 
 from common.arrays import flatten, unflatten
 from common.learning.batching import batch_plan, poisson_sampling_rate
-from common.learning.constrained import masked_stage, stage_losses
+from common.learning.constrained import masked_stage, mixed_stage, stage_losses
 from common.learning.contrastive import classifier_stage, contrastive_stage
 from common.learning.local_round import StepBuilder, batch_loss
-from common.learning.stages import ClassifierSteps, ContrastiveSteps, Stage
+from common.learning.stages import ClassifierSteps, ContrastiveSteps, MixedSteps, Stage
 from common.learning.training import TrainOutcome
 from common.learning.training import reset_optimizer as zero_optimizer
 from common.schema import Scenario
@@ -43,6 +43,8 @@ def step_builder(stage: Stage) -> StepBuilder:
         )
     if isinstance(stage, ClassifierSteps):
         return classifier_stage(stage.pgd_radius)
+    if isinstance(stage, MixedSteps):
+        return mixed_stage(stage.alpha, stage.pgd_radius)
     return masked_stage(stage.pgd_radius)
 
 
@@ -130,6 +132,9 @@ class KerasTrainer:
         mask: NDArray[np.bool_] | None = None,
     ) -> list[float]:
         masks = None if mask is None else unflatten(mask.astype(np.float32), self._shapes)
+        pairs = [isinstance(stage, MixedSteps) for stage in stages]
+        if any(pairs) and not all(pairs):
+            raise ValueError("a mixed (paired) stage runs alone: its rows are clean/poisoned pairs")
         losses = stage_losses(
             self._model,
             x,
@@ -138,6 +143,7 @@ class KerasTrainer:
             batch_size=self._batch_size,
             rng=self._rng,
             masks=masks,
+            pairs=all(pairs) and bool(pairs),
         )
         self._record(losses)
         return [float(loss) for loss in losses]

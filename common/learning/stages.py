@@ -52,5 +52,18 @@ class ClassifierSteps:
     pgd_radius: float | None = None
 
 
-Stage = CrossEntropySteps | ContrastiveSteps | ClassifierSteps
+@dataclass(frozen=True)
+class MixedSteps:
+    """IBA's classifier stage: ``epochs`` epochs of ``alpha`` CE(clean) + ``(1 - alpha)``
+    CE(poisoned), each mean over its half of the batch. The trainer is given the clean rows,
+    then their poisoned twins with the target label, and each batch takes the same rows of
+    both halves (the authors' ``loss_clean * attack_alpha + (1 - attack_alpha) * loss_poison``
+    on a batch and its perturbed copy)."""
+
+    epochs: int
+    alpha: float
+    pgd_radius: float | None = None
+
+
+Stage = CrossEntropySteps | ContrastiveSteps | ClassifierSteps | MixedSteps
 """Every traced stage a trainer runs for an attack."""

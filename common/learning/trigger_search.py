@@ -25,6 +25,20 @@ from common.learning.models import build_model
 Arrays = list[NDArray[np.float32]]
 
 
+def torch_sgd_update(
+    weights: Sequence[tf.Variable],
+    grads: Sequence[tf.Tensor],
+    velocity: Sequence[tf.Variable],
+    lr: tf.Tensor,
+    momentum: tf.Tensor,
+    decay: tf.Tensor,
+) -> None:
+    """One PyTorch SGD step (module doc): ``v = mu v + g + delta w``, ``w = w - lr v``."""
+    for w, g, v in zip(weights, grads, velocity, strict=True):
+        v.assign(momentum * v + g + decay * w)
+        w.assign_sub(lr * v)
+
+
 def _stamp(x: tf.Tensor, pattern: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """``m * t + (1 - m) * x``, the trigger on every image of ``x``."""
     return mask * pattern + (1.0 - mask) * x
@@ -88,10 +102,7 @@ class KerasTriggerModels:
         weights = self.unlearned.trainable_weights
         with tf.GradientTape() as tape:
             loss = self._cross_entropy(y, self.unlearned(x, training=True))
-        grads = tape.gradient(loss, weights)
-        for w, g, v in zip(weights, grads, self._velocity, strict=True):
-            v.assign(momentum * v + g + decay * w)
-            w.assign_sub(lr * v)
+        torch_sgd_update(weights, tape.gradient(loss, weights), self._velocity, lr, momentum, decay)
         return loss
 
     def unlearn(

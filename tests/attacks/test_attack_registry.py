@@ -56,6 +56,7 @@ EXPECTED = {
     "replay": ("transit", "none"),
     "alter_min": ("training", "none"),
     "a3fl": ("adaptive", "none"),
+    "iba": ("adaptive", "none"),
     "threedfed": ("training", "none"),
 }
 # Parameters an attack needs to be built at all (all others have defaults).
@@ -122,6 +123,10 @@ def test_unknown_param_is_one_line_error() -> None:
         ("a3fl", {"trigger_epochs": 0}, "trigger_epochs"),
         ("a3fl", {"adv_momentum": 1.0}, "adv_momentum"),
         ("a3fl", {"value": 1.5}, "value"),
+        ("iba", {"attack_alpha": 1.5}, "attack_alpha"),
+        ("iba", {"atk_eps": 0.0}, "atk_eps"),
+        ("iba", {"eps_decay": 1.0}, "eps_decay"),
+        ("iba", {"pgd_radius": 0.0}, "pgd_radius"),
     ],
 )
 def test_bounds_name_the_field(name: str, params: dict[str, Any], field: str) -> None:

@@ -197,6 +197,12 @@ CASES: tuple[BadInput, ...] = (
         _q('attack.type="backdoor"', "attack.malicious=1", "attack.params.target=50"),
         "error: attack.params.target: got 50; must be a class of digits (0 to 9)",
     ),
+    BadInput(
+        "IBA (its generator takes 28x28 images) on 8x8 digits",
+        _q('attack.type="iba"', "attack.malicious=1"),
+        "error: data.dataset: got 'digits' (8x8x1 images); attack 'iba' takes 28x28x1 images "
+        "only: use a dataset of that shape (mnist, fashion_mnist, synthetic_mnist)",
+    ),
 )
 
 

@@ -13,75 +13,44 @@ from pathlib import Path
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord
 
-from common.data.shards import dataset_of, malicious_clients
-from scenarios.loader import load_scenario
-from server.app import initial_weights
 from server.evaluation import Evaluator
-from server.resume import ResumedStrategy, RunState, load_resume_point
-from server.round_failures import FailedRounds
-from strategies import build_chain
-from tests.server._round import GRID, client_reply, make_strategy, partition_of
+from server.resume import ResumedStrategy
+from tests.server import _adaptive_rounds as rounds
+from tests.server._round import GRID, client_reply, partition_of
 
-VERSIONS = {"fedshield": "1"}
-SCENARIO = load_scenario(
-    "quickstart",
+SCENARIO, DATA, BASE, MALICIOUS = rounds.setting(
     [
         "rounds=4",
         'attack.type="a3fl"',
         "attack.malicious=2",
         "attack.params={target=0, trigger_size=2, offset=1, trigger_epochs=2, adv_epochs=1}",
-    ],
+    ]
 )
-DATA = dataset_of(SCENARIO)
-BASE = initial_weights(SCENARIO, DATA.input_shape, DATA.num_classes)
-MALICIOUS = malicious_clients(SCENARIO)
+
+
+NOISE = 0.01
 
 
 def honest_weights(global_arrays: list[np.ndarray], server_round: int, partition: int):  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng([server_round, partition])
-    return [(a + rng.normal(0, 0.01, a.shape)).astype(np.float32) for a in global_arrays]
+    return rounds.honest_weights(global_arrays, server_round, partition, NOISE)
 
 
 def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Every server object built afresh, as serve() does for a run (or a sweep's cell)."""
-    chain = build_chain("fedavg", {})
-    strategy = make_strategy(
-        SCENARIO, chain, num_params=sum(w.size for w in BASE), malicious=MALICIOUS
-    )
-    state = RunState(tmp_path, strategy, strategy.sink, FailedRounds(3), None, None, VERSIONS)
-    return strategy, state
+    return rounds.fresh(tmp_path, SCENARIO, BASE, MALICIOUS)
 
 
-def play(strategy, shifted, rounds: range, arrays: list[np.ndarray]):  # type: ignore[no-untyped-def]
-    """Rounds as Flower drives them; each round's new global model and the trigger after it."""
-    out = []
-    for flower_round in rounds:
-        sent = shifted.configure_train(flower_round, ArrayRecord(arrays), ConfigRecord(), GRID)
-        server_round = int(next(iter(sent)).content["config"]["server-round"])
-        replies = [
-            client_reply(m, honest_weights(arrays, server_round, partition_of(m))) for m in sent
-        ]
-        record, _ = shifted.aggregate_train(flower_round, replies)
-        arrays = record.to_numpy_ndarrays()
-        strategy.sink.take(server_round)
-        out.append((arrays, strategy.adversary.adaptive.pattern.copy()))
-    return out
+def play(strategy, shifted, played: range, arrays: list[np.ndarray]):  # type: ignore[no-untyped-def]
+    """Each round's new global model and the trigger after it."""
+    return [(w, s[0]) for w, s in rounds.play(strategy, shifted, played, arrays, NOISE)]
 
 
 def test_a_resumed_run_equals_the_uninterrupted_one_and_needs_the_saved_trigger(
     tmp_path: Path,
 ) -> None:
-    strategy, _ = fresh(tmp_path)
-    straight = play(strategy, strategy, range(1, 4), BASE)
-
-    strategy, state = fresh(tmp_path)
-    first = play(strategy, strategy, range(1, 3), BASE)
-    state.save(2, first[-1][0])
-    strategy, state = fresh(tmp_path)  # a new process
-    point = load_resume_point(tmp_path, SCENARIO, VERSIONS)
-    state.restore(point)
-    resumed = play(strategy, ResumedStrategy(strategy, 2), range(1, 2), point.weights)
-    for (w_expected, t_expected), (w_got, t_got) in zip(straight, first + resumed, strict=True):
+    runs = rounds.straight_and_resumed(tmp_path, SCENARIO, BASE, MALICIOUS, NOISE, total=3, stop=2)
+    straight = [(w, s[0]) for w, s in runs[0]]
+    interrupted, point = [(w, s[0]) for w, s in runs[1]], runs[2]
+    for (w_expected, t_expected), (w_got, t_got) in zip(straight, interrupted, strict=True):
         np.testing.assert_array_equal(t_expected, t_got)
         for a, b in zip(w_expected, w_got, strict=True):
             np.testing.assert_array_equal(a, b)
