@@ -175,7 +175,9 @@ class RunState:
         self.sink.ever_accepted = set(state["ever_accepted"])
         np.random.set_state(state["numpy_global"])
         if adversary.adaptive is not None:
-            adversary.adaptive.state = list(state["adaptive_state"])
+            # Checkpoints written before IBA held A3FL's pattern alone, as "adaptive_trigger".
+            old = [state["adaptive_trigger"]] if "adaptive_trigger" in state else None
+            adversary.adaptive.state = list(state.get("adaptive_state", old))
         if self.guard is not None:
             self.guard.state = GateState(state["quarantined_until"])
             self.guard.shard_sizes = dict(state["shard_sizes"])

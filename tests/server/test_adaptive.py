@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord
 
+from server.checkpoint_state import read_checkpoint, write_checkpoint
 from server.evaluation import Evaluator
-from server.resume import ResumedStrategy
+from server.resume import ResumedStrategy, load_resume_point
 from tests.server import _adaptive_rounds as rounds
 from tests.server._round import GRID, client_reply, partition_of
 
@@ -61,6 +62,18 @@ def test_a_resumed_run_equals_the_uninterrupted_one_and_needs_the_saved_trigger(
     strategy, _ = fresh(tmp_path)
     restarted = play(strategy, ResumedStrategy(strategy, 2), range(1, 2), point.weights)
     assert not np.array_equal(restarted[0][1], straight[2][1])
+
+
+def test_a_checkpoint_written_before_iba_resumes_its_trigger(tmp_path: Path) -> None:
+    # Before IBA, A3FL's pattern alone was saved, under "adaptive_trigger".
+    rounds.straight_and_resumed(tmp_path, SCENARIO, BASE, MALICIOUS, NOISE, total=2, stop=1)
+    state = read_checkpoint(tmp_path)
+    (pattern,) = state.pop("adaptive_state")
+    write_checkpoint(tmp_path, {**state, "adaptive_trigger": pattern})
+    strategy, run_state = fresh(tmp_path)
+    run_state.restore(load_resume_point(tmp_path, SCENARIO, rounds.VERSIONS))
+    assert not np.array_equal(pattern, fresh(tmp_path)[0].adversary.adaptive.pattern)
+    np.testing.assert_array_equal(strategy.adversary.adaptive.pattern, pattern)
 
 
 def test_the_colluders_share_one_trigger_and_only_their_rows_change(tmp_path: Path) -> None:
