@@ -29,7 +29,6 @@ def check_plugins(scenario: Scenario) -> None:
     # Imported here: the registries pull in TensorFlow, which the schema alone does not need.
     with paused_collector():  # seconds of collections that free nothing (common.collector)
         from attacks import attack_plan
-        from common.attack_schedule import select_malicious
         from common.crfl_config import check_crfl
         from common.data.datasets import DATASETS
         from common.data.partitioners import PARTITIONERS
@@ -53,17 +52,7 @@ def check_plugins(scenario: Scenario) -> None:
     server_side = (plan.collusion, plan.transit, plan.adaptive)
     check_secure_aggregation(scenario, any(a is not None for a in server_side))
     check_crfl(scenario.crfl, secure_aggregation=scenario.secure_aggregation.enabled)
-    malicious = select_malicious(data.num_clients, attack.malicious, scenario.seed)
-    if attack.enabled and not malicious:
-        raise ConfigError(
-            f"attack.malicious: got {attack.malicious!r}; attack {attack.type!r} needs at least "
-            "one malicious client"
-        )
-    if len(malicious) >= data.num_clients:
-        raise ConfigError(
-            f"attack.malicious: got {attack.malicious!r}; at least one client must stay honest "
-            f"(data.num_clients = {data.num_clients})"
-        )
+    _check_malicious_count(scenario)
 
     chain = build_chain(
         scenario.defense.aggregator,
@@ -85,6 +74,24 @@ def check_plugins(scenario: Scenario) -> None:
     check_data(scenario)
     _check_input_shapes(scenario, plan)
     check_dp_shards(scenario)  # delta against shard sizes, idle shards (common/dp_checks.py)
+
+
+def _check_malicious_count(scenario: Scenario) -> None:
+    """At least one malicious client when an attack is on, and at least one honest client."""
+    from common.attack_schedule import select_malicious
+
+    attack, num_clients = scenario.attack, scenario.data.num_clients
+    malicious = select_malicious(num_clients, attack.malicious, scenario.seed)
+    if attack.enabled and not malicious:
+        raise ConfigError(
+            f"attack.malicious: got {attack.malicious!r}; attack {attack.type!r} needs at least "
+            "one malicious client"
+        )
+    if len(malicious) >= num_clients:
+        raise ConfigError(
+            f"attack.malicious: got {attack.malicious!r}; at least one client must stay honest "
+            f"(data.num_clients = {num_clients})"
+        )
 
 
 def _check_input_shapes(scenario: Scenario, plan: Any) -> None:
