@@ -176,8 +176,8 @@ class RunState:
         np.random.set_state(state["numpy_global"])
         if adversary.adaptive is not None:
             # Checkpoints written before IBA held A3FL's pattern alone, as "adaptive_trigger".
-            old = [state["adaptive_trigger"]] if "adaptive_trigger" in state else None
-            adversary.adaptive.state = list(state.get("adaptive_state", old))
+            saved = state.get("adaptive_state") or [state["adaptive_trigger"]]
+            adversary.adaptive.state = list(saved)
         if self.guard is not None:
             self.guard.state = GateState(state["quarantined_until"])
             self.guard.shard_sizes = dict(state["shard_sizes"])
