@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -152,13 +152,33 @@ def _follow_parent(parent: int, poll: float = 0.5) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+@dataclass
+class EventChannel:
+    """The child's events to the sweep, one JSON line each, ending with its ``stops`` event.
+
+    A signal can end :func:`child_main` while a Flower session thread is still finishing its
+    cell; whatever that thread reports after the final event is dropped (the sweep has stopped
+    listening, and a cell without a result stays pending for the resume), not written to a
+    closed file with a traceback.
+    """
+
+    stream: TextIO
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ended: bool = False
+
+    def emit(self, event: dict[str, Any], *, last: bool = False) -> None:
+        """Write ``event`` (``last``: the final one) unless the final event has gone out."""
+        with self._lock:
+            if self._ended:
+                return
+            self.stream.write(to_json(event) + "\n")  # one write per line: the reader splits
+            self.stream.flush()
+            self._ended = last
+
+
 def child_main(spec: dict[str, Any], events: TextIO) -> None:
     """The child process: run the group in ``spec``, reporting on ``events``."""
-
-    def emit(event: dict[str, Any]) -> None:
-        events.write(to_json(event) + "\n")  # one write per line: the reader splits on lines
-        events.flush()
-
+    emit = EventChannel(events).emit
     ids = {Path(c["run_dir"]): c["id"] for c in spec["cells"]}
     stops = Stops()
     try:
@@ -179,7 +199,7 @@ def child_main(spec: dict[str, Any], events: TextIO) -> None:
     except FedshieldError as err:  # attaching failed: the sweep reports it as the engine's
         stops.engine_errors.append(err)
     kinds = [f"{type(e).__name__}: {first_line(e)}" for e in stops.engine_errors]
-    emit({"stops": {"signals": stops.signals, "engine_errors": kinds}})
+    emit({"stops": {"signals": stops.signals, "engine_errors": kinds}}, last=True)
 
 
 def main() -> None:
