@@ -19,7 +19,7 @@ from fedshield.report import build_report
 from fedshield.sweep.grid import load_grid
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-GRIDS = ("defenses_vs_attacks", "backdoors_vs_defenses", "fedsgd_vs_fedopt")
+GRIDS = ("defenses_vs_attacks", "backdoors_vs_defenses", "iba_vs_defenses", "fedsgd_vs_fedopt")
 OUTPUTS = ("report.md", "results.csv", "results.jsonl", "heatmap.png", "curves.png", "fraction.png")
 
 

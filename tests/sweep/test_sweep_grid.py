@@ -163,6 +163,9 @@ def test_unknown_grid_names_the_packaged_ones() -> None:
     assert {"smoke", "defenses_vs_attacks"} <= set(packaged_grids())
     with pytest.raises(
         ConfigError,
-        match="packaged: backdoors_vs_defenses, defenses_vs_attacks, fedsgd_vs_fedopt, smoke",
+        match=(
+            "packaged: backdoors_vs_defenses, defenses_vs_attacks, fedsgd_vs_fedopt, "
+            "iba_vs_defenses, smoke"
+        ),
     ):
         load_grid("no_such_grid")
