@@ -16,6 +16,13 @@ from common.collector import paused_collector
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _python(program: str) -> subprocess.CompletedProcess[str]:
+    """``program`` in a fresh interpreter (a frozen collector must not leak into pytest's)."""
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+
+
 @pytest.mark.parametrize("enabled_before", [True, False])
 def test_paused_collector_disables_inside_and_restores_the_previous_state(
     enabled_before: bool,
@@ -39,9 +46,7 @@ def test_validation_pauses_the_collector_only_while_it_imports() -> None:
         "load_scenario('quickstart')\n"
         "print(gc.isenabled(), gc.get_freeze_count())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=True
-    )
+    done = _python(program)
     assert done.stdout.split() == ["True", "0"]  # library code never freezes
 
 
@@ -56,7 +61,5 @@ def test_the_console_script_freezes_after_main_and_main_does_not() -> None:
         "code = cli.script()\n"
         "print(code, after_main, gc.get_freeze_count() > 0, file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=True
-    )
+    done = _python(program)
     assert done.stderr.split() == ["0", "0", "True"]
