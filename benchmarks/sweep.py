@@ -1,4 +1,4 @@
-"""Issue 12's speed target: a 12-cell grid of the quickstart (3 rounds each), five ways.
+"""Issue 12's speed target: a 12-cell grid of the quickstart (3 rounds each), six ways.
 
 1. ``fedshield run`` twelve times, one process per cell (what a shell loop does today);
 2. ``fedshield sweep`` of the same grid on Flower's Ray backend (the cells share one warm
@@ -6,14 +6,20 @@
 3. the same sweep with ``simulation.backend = "process"`` (the ClientApp in the driver, no Ray:
    :mod:`fedshield.process_backend`), in one session;
 4. the same with ``--jobs`` set to the machine's cores (the grid cut into that many sessions,
-   side by side);
+   side by side, in processes forked from the sweep after its imports:
+   :mod:`fedshield.sweep.forked`);
 5. a plain single-process loop doing the same training with the same building blocks (each
    client's local training, its update attack, the aggregation chain, the evaluation) and no
-   Flower, no Ray: the floor.
+   Flower, no Ray: the floor;
+6. the same loop with TensorFlow's thread pools sized to one thread, as the sweep's clients are
+   (``simulation.num_cpus = 1``): a plain loop tuned the way the sweep is.
 
 Each way is timed as a whole process, from the command to its exit (interpreter start and the
 TensorFlow import included), because that is what a user waits for; the plain loop's own time
-without its imports is printed beside it.
+without its imports is printed beside it. The machine this runs on changes speed by up to 2x
+over minutes (a shared host), so every way but the first runs ``--repeats`` times, the ways in
+turn and the first of them rotating, and the table gives the median (with the range); the
+twelve separate runs, far from their target, run once.
 
 Target: sweep <= 0.5x the separate runs and <= 1.0x the plain loop. Wall seconds of each, the
 final accuracy of every cell by each way (they must agree exactly).
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +85,7 @@ def separate_runs(grid_path: Path, work: Path) -> tuple[float, list[float]]:
 
 def sweep(grid_path: Path, work: Path, *options: str) -> tuple[float, list[float]]:
     """One ``fedshield sweep`` process; wall seconds and each cell's final accuracy."""
-    out = work / f"sweep-{grid_path.stem}-{len(options)}"
+    out = Path(tempfile.mkdtemp(prefix=f"sweep-{grid_path.stem}-", dir=work))  # fresh: no resume
     command = [sys.executable, "-m", "fedshield.cli", "sweep", str(grid_path), "--out", str(out)]
     command += options
     started = time.perf_counter()
@@ -92,10 +99,12 @@ def sweep(grid_path: Path, work: Path, *options: str) -> tuple[float, list[float
     return seconds, accuracies
 
 
-def plain_loop_process(grid_path: Path) -> tuple[float, list[float], float]:
-    """:func:`plain_loop` in its own process: whole-process wall seconds, each cell's final
-    accuracy, and the loop's own seconds (imports excluded)."""
+def plain_loop_process(grid_path: Path, threads: int | None) -> tuple[float, list[float], float]:
+    """:func:`plain_loop` in its own process (``threads``: TF's pools sized so, None: TF's
+    default): whole-process wall seconds, each cell's final accuracy, and the loop's own seconds
+    (imports excluded)."""
     command = [sys.executable, __file__, "--plain-loop", str(grid_path)]
+    command += [] if threads is None else ["--threads", str(threads)]
     started = time.perf_counter()
     done = subprocess.run(command, check=True, env=_environment(), capture_output=True)
     seconds = time.perf_counter() - started
@@ -154,16 +163,52 @@ def plain_loop(grid_path: Path) -> tuple[float, list[float]]:
     return time.perf_counter() - started, accuracies
 
 
+Way = Callable[[], tuple[float, list[float]]]
+FLOOR = "plain loop (floor)"
+TUNED = "plain loop, TF on one thread"
+
+
+def _ways(
+    grid_path: Path, process_grid: Path, work: Path, loops: dict[str, float]
+) -> dict[str, Way]:
+    """The repeated ways, by name; the loops record their own seconds in ``loops``."""
+    jobs = str(os.cpu_count() or 1)
+
+    def loop(threads: int | None, name: str) -> tuple[float, list[float]]:
+        seconds, accuracies, inner = plain_loop_process(grid_path, threads)
+        loops[name] = min(loops.get(name, inner), inner)
+        return seconds, accuracies
+
+    return {
+        "fedshield sweep (Ray backend)": lambda: sweep(grid_path, work),
+        "fedshield sweep (process backend)": lambda: sweep(process_grid, work),
+        f"fedshield sweep (process backend, --jobs {jobs})": lambda: sweep(
+            process_grid, work, "--jobs", jobs
+        ),
+        FLOOR: lambda: loop(None, FLOOR),
+        TUNED: lambda: loop(1, TUNED),
+    }
+
+
 def main() -> None:
-    """Run the three ways, print a table, write it to ``--out``."""
+    """Run the six ways, print a table, write it to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--plain-loop", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_loop is not None:  # the floor's own process (plain_loop_process)
+        if args.threads is not None:
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
         seconds, accuracies = plain_loop(args.plain_loop)
         print(json.dumps({"seconds": seconds, "accuracies": accuracies}))
         return
+    load = os.getloadavg()[0]
+    loops: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         work = Path(tmp)
         grid_path = work / "bench.toml"
@@ -172,19 +217,14 @@ def main() -> None:
         process_grid = work / "process.toml"
         backend = 'rounds = 3\n"simulation.backend" = "process"\n'
         process_grid.write_text(grid_path.read_text().replace("rounds = 3\n", backend))
-        jobs = str(os.cpu_count() or 1)
-        load = os.getloadavg()[0]
-        results = {
-            "12 x fedshield run": separate_runs(grid_path, work),
-            "fedshield sweep (Ray backend)": sweep(grid_path, work),
-            "fedshield sweep (process backend)": sweep(process_grid, work),
-            f"fedshield sweep (process backend, --jobs {jobs})": sweep(
-                process_grid, work, "--jobs", jobs
-            ),
-        }
-        floor_s, floor_acc, loop_s = plain_loop_process(grid_path)
-        results["plain loop (floor)"] = (floor_s, floor_acc)
-    lines = _table(results, load, os.getloadavg()[0], loop_s)
+        runs = {"12 x fedshield run": [separate_runs(grid_path, work)]}
+        ways = _ways(grid_path, process_grid, work, loops)
+        names = list(ways)
+        timed: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in names}
+        for repeat in range(args.repeats):
+            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                timed[name].append(ways[name]())
+    lines = _table({**runs, **timed}, load, os.getloadavg()[0], loops)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:
@@ -192,34 +232,40 @@ def main() -> None:
 
 
 def _table(
-    results: dict[str, tuple[float, list[float]]],
+    results: dict[str, list[tuple[float, list[float]]]],
     load_start: float,
     load_end: float,
-    loop_seconds: float,
+    loops: dict[str, float],
 ) -> list[str]:
-    names = list(results)
-    runs, floor = results[names[0]][0], results[names[-1]][0]
+    """Medians (and ranges) of each way, their ratios, every cell's accuracy by each way."""
+    wall = {name: float(np.median([s for s, _ in tries])) for name, tries in results.items()}
+    runs, floor, tuned = wall["12 x fedshield run"], wall[FLOOR], wall[TUNED]
+    repeats = max(len(tries) for tries in results.values())
     lines = [
         f"# benchmarks/sweep.py: 12 cells of quickstart (10 clients), 3 rounds each; "
-        f"{os.cpu_count()} cores, load average {load_start:.1f} at start, {load_end:.1f} at end",
+        f"{os.cpu_count()} cores, load average {load_start:.1f} at start, {load_end:.1f} at end; "
+        f"median of {repeats} runs of each way (range in brackets), the separate runs once",
         "",
         "| way | wall (s) | per cell (s) | / separate runs (target <= 0.5) | / plain loop "
-        "(target <= 1.0) |",
-        "|---|---|---|---|---|",
+        "(target <= 1.0) | / plain loop, TF on one thread |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {name} | {s:.1f} | {s / 12:.2f} | {s / runs:.2f}x | {s / floor:.2f}x |"
-        for name, (s, _) in results.items()
-    ]
-    lines += [
-        "",
-        f"(the plain loop's process spent {floor - loop_seconds:.1f} s starting and importing, "
-        f"{loop_seconds:.1f} s in the loop itself)",
-        "",
-        "final accuracy per cell (" + " | ".join(names) + "):",
-    ]
-    columns = zip(*(acc for _, acc in results.values()), strict=True)
+    for name, tries in results.items():
+        seconds = [s for s, _ in tries]
+        spread = f" [{min(seconds):.1f}-{max(seconds):.1f}]" if len(seconds) > 1 else ""
+        w = wall[name]
+        lines.append(
+            f"| {name} | {w:.1f}{spread} | {w / 12:.2f} | {w / runs:.2f}x | {w / floor:.2f}x "
+            f"| {w / tuned:.2f}x |"
+        )
+    lines += ["", "(the plain loops' own time, imports excluded, best run: "]
+    lines[-1] += "; ".join(f"{name} {s:.1f} s" for name, s in loops.items()) + ")"
+    names = list(results)
+    lines += ["", "final accuracy per cell, first run of each way (" + " | ".join(names) + "):"]
+    columns = zip(*(tries[0][1] for tries in results.values()), strict=True)
     lines += [" | ".join(f"{a:.4f}" for a in row) for row in columns]
+    agree = all(acc == tries[0][1] for tries in results.values() for _, acc in tries)
+    lines += ["", f"every run of every way gives these accuracies exactly: {agree}"]
     return lines
 
 

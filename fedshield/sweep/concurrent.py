@@ -13,8 +13,9 @@ in flight, as a sweep without a cluster does).
 Without a cluster, ``fedshield sweep --jobs N`` runs up to ``N`` sessions side by side on this
 machine the same way (:func:`local_jobs`): groups, and a group's cells cut into contiguous parts
 when there are fewer groups than ``N``. Its children are started before the sweep validates its
-cells (:func:`prewarmed`), so their imports (TensorFlow, Flower: seconds each) overlap the
-sweep's own; each reads its work once it is ready.
+cells (:func:`prewarmed`): forked from the sweep once it has imported TensorFlow, Flower and the
+apps (:mod:`fedshield.sweep.forked`), so those imports are paid once, not once per process; each
+reads its work once the sweep has validated every cell.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from common.results import to_json
 from common.schema import Scenario
 from fedshield.ray_cluster import actor_capacity, attached_ray, check_workers, client_resources
 from fedshield.ray_session import stop_on_signals
-from fedshield.runner import Stops
+from fedshield.runner import Stops, import_apps
+from fedshield.sweep.forked import ForkedProcess, can_fork, fork
 from fedshield.sweep.group import CellResult, EngineFailed
 from fedshield.sweep.plan import PlannedCell, concurrent_groups, pool_share
 
@@ -61,7 +63,7 @@ class GroupJob:
 class Spawned:
     """A group process started and waiting for its work on stdin."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | ForkedProcess
     events: int  # the read end of its events' pipe
 
     def dismiss(self) -> None:
@@ -78,7 +80,7 @@ class Spawned:
 @dataclass
 class _Child:
     job: GroupJob
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | ForkedProcess
     events: int  # the read end of its events' pipe
     started: str
     stopped: bool = False  # its final ``stops`` event arrived
@@ -135,7 +137,16 @@ def local_jobs(
 
 
 def spawn(command: Sequence[str], verbose: bool) -> Spawned:
-    """Start a group process; it reads its work from stdin when :func:`_start` writes it."""
+    """Start a group process; it reads its work when :func:`_start` writes it.
+
+    The real group (``command`` is :data:`CHILD`) is forked from this process after the apps'
+    imports while that is safe (:mod:`fedshield.sweep.forked`), so it imports nothing; any other
+    command, or the real group once it is not safe, is a fresh interpreter reading stdin.
+    """
+    if tuple(command) == CHILD and can_fork():
+        import_apps(verbose)  # once per process: the next children find them imported
+        if can_fork():  # the imports ran no TF op (they do not); if one had, start afresh
+            return Spawned(*fork(verbose))
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         [*command, str(write_end), *(["--verbose"] if verbose else [])],

@@ -202,22 +202,40 @@ def child_main(spec: dict[str, Any], events: TextIO) -> None:
     emit({"stops": {"signals": stops.signals, "engine_errors": kinds}}, last=True)
 
 
-def main() -> None:
-    """``python -m fedshield.sweep.group EVENTS_FD [--verbose]`` (started by the sweep, never by
-    hand)."""
+def _serve(work: str, events_fd: int) -> None:
+    """Run the work the sweep sent (none: not needed), reporting on ``events_fd``."""
+    if not work.strip():  # the sweep closed the pipe without work for it
+        os.close(events_fd)
+        return
+    with os.fdopen(events_fd, "w", encoding="utf-8") as events:
+        child_main(json.loads(work), events)
+
+
+def _await_work(read: Callable[[], str], verbose: bool) -> str:
+    """Handlers for the sweep's signals, then the imports (a process the sweep started ahead is
+    ready when its work comes), then the work; exits when dismissed before it had any."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_signalled)
     _follow_parent(os.getppid())
     try:
-        # Imports first: a process the sweep started ahead (--jobs) is ready when its work comes.
-        import_apps("--verbose" in sys.argv[2:])
-        work = sys.stdin.read()
+        import_apps(verbose)
+        return read()
     except _Signalled as stopped:  # dismissed before it had work: not needed, or interrupted
         sys.exit(128 + stopped.signum)
-    if not work.strip():  # the sweep closed stdin without work for it
-        return
-    with os.fdopen(int(sys.argv[1]), "w", encoding="utf-8") as events:
-        child_main(json.loads(work), events)
+
+
+def forked_main(work_fd: int, events_fd: int, verbose: bool) -> None:
+    """A group process forked from the sweep (:mod:`fedshield.sweep.forked`): its work comes on
+    ``work_fd``."""
+    with os.fdopen(work_fd, encoding="utf-8") as work:
+        text = _await_work(work.read, verbose)
+    _serve(text, events_fd)
+
+
+def main() -> None:
+    """``python -m fedshield.sweep.group EVENTS_FD [--verbose]`` (started by the sweep, never by
+    hand): its work comes on stdin."""
+    _serve(_await_work(sys.stdin.read, "--verbose" in sys.argv[2:]), int(sys.argv[1]))
     skip_final_collection()  # the sweep waits for this process's exit (common.collector)
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,22 @@ def test_the_process_backend_trains_the_weights_ray_trains_and_records_the_same_
     assert _untimed(process_rows) == _untimed(ray_rows)
 
 
-def test_a_sweep_over_two_processes_gives_every_cell_what_one_session_gives(
-    tmp_path: Path,
-) -> None:
-    overrides = "".join(f'"{k}" = {v!r}\n'.replace("'", '"') for k, v in TINY.items())
+def _grid(tmp_path: Path, **changes: Any) -> Path:
+    """A 4-cell grid of the tiny scenario on the process backend (2 rules x 2 seeds)."""
+    settings = {**TINY, **changes}
+    overrides = "".join(f'"{k}" = {v!r}\n'.replace("'", '"') for k, v in settings.items())
     grid = tmp_path / "g.toml"
     grid.write_text(
         f'base = "quickstart"\n[overrides]\n{overrides}"simulation.backend" = "process"\n'
         '[sweep]\n"defense.aggregator" = ["fedavg", "median"]\nseed = [1, 2]\n'
     )
+    return grid
+
+
+def test_a_sweep_over_two_processes_gives_every_cell_what_one_session_gives(
+    tmp_path: Path,
+) -> None:
+    grid = _grid(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     _fedshield("sweep", str(grid), "--out", str(one))
     lines = _fedshield("sweep", str(grid), "--out", str(two), "--jobs", "2")
@@ -122,3 +130,56 @@ def test_ctrl_c_stops_a_process_backend_run_in_one_line(tmp_path: Path) -> None:
     assert summary["status"] == "interrupted" and 2 <= summary["last_round"] < 50
     assert [r["round"] for r in rows] == list(range(summary["last_round"] + 1))
     assert left_after(owned, 5) == set()
+
+
+def _rows_written(sweep_dir: Path) -> int:
+    """The most metrics rows any cell of the sweep has written so far."""
+    files = sweep_dir.glob("cells/*/metrics.jsonl")
+    return max((len(f.read_text().splitlines()) for f in files), default=0)
+
+
+def test_ctrl_c_stops_a_sweep_over_forked_processes_and_the_same_command_finishes_it(
+    tmp_path: Path,
+) -> None:
+    # With --jobs 2 the group processes are forked from the sweep (fedshield/sweep/forked.py)
+    # and lead sessions of their own: the terminal's Ctrl-C reaches the sweep, which passes it
+    # on. Every process must end, with one line and the shell's code, and the same command then
+    # runs exactly the cells that had not finished.
+    grid, out = _grid(tmp_path, rounds=12), tmp_path / "s"
+    command = [sys.executable, "-m", "fedshield.cli", "sweep", str(grid), "--out", str(out)]
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    sweep = subprocess.Popen(
+        [*command, "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,  # a terminal's foreground job: its own process group
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while _rows_written(out) < 3 and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # until a cell has recorded round 2 of 12: cells are in flight
+        owned = descendants(sweep.pid)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, err = sweep.communicate(timeout=60)
+    finally:
+        sweep.kill()
+    assert len(owned) == 2  # the two group processes, no Ray
+    assert sweep.returncode == 130
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT; "), err
+    assert left_after(owned, 5) == set()
+    statuses = [c["status"] for c in read_json(out / "sweep.json")["cells"]]
+    assert "interrupted" in statuses
+    done = statuses.count("finished")
+
+    lines = _fedshield("sweep", str(grid), "--out", str(out), "--jobs", "2")
+    assert lines[0].startswith(
+        f"sweep g: 4 cells in 1 sessions (2 at once), {done} already finished, {4 - done} to run"
+    )
+    cells = read_json(out / "sweep.json")["cells"]
+    assert [c["status"] for c in cells] == ["finished"] * 4
+    for cell in cells:
+        rows = read_jsonl(out / cell["dir"] / "metrics.jsonl")
+        assert [r["round"] for r in rows] == list(range(13))

@@ -1,0 +1,73 @@
+"""Group processes forked from the sweep (:mod:`fedshield.sweep.forked`).
+
+Every program runs in a fresh interpreter: the test process has run TensorFlow ops, and a fork
+from it is exactly what the module refuses. The real group forked and running real cells is
+``tests/e2e/test_process_backend.py`` (a ``--jobs 2`` sweep against one session).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python(program: str) -> list[str]:
+    """``program``'s stdout lines, run in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    return done.stdout.split()
+
+
+def test_forking_is_safe_after_the_imports_and_refused_after_an_op_or_with_a_thread() -> None:
+    program = (
+        "import threading\n"
+        "from fedshield.runner import import_apps\n"
+        "from fedshield.sweep.forked import can_fork\n"
+        "import_apps(False); print(can_fork())\n"  # TensorFlow, Flower and the apps: no op run
+        "import tensorflow as tf\n"
+        "event = threading.Event()\n"
+        "thread = threading.Thread(target=event.wait); thread.start()\n"
+        "print(can_fork()); event.set(); thread.join(); print(can_fork())\n"
+        "tf.constant(1.0) + 1.0; print(can_fork())\n"
+    )
+    assert _python(program) == ["True", "False", "True", "False"]
+
+
+def test_each_forked_child_sees_the_end_of_its_own_work_however_many_came_after() -> None:
+    # Two children forked one after the other: the second must not hold the first's pipe ends,
+    # or the first would wait for its work forever once the sweep closes its end. Closed without
+    # work, a child ends at once with 0; the second, dismissed while waiting, with 128 + SIGTERM.
+    program = (
+        "import time\n"
+        "from fedshield.sweep.concurrent import CHILD, spawn\n"
+        "from fedshield.sweep.forked import ForkedProcess\n"
+        "first, second = spawn(CHILD, False), spawn(CHILD, False)\n"
+        "print(*(type(s.process).__name__ for s in (first, second)))\n"
+        "first.process.stdin.close()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while first.process.poll() is None and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(first.process.returncode, second.process.poll())\n"
+        "second.dismiss(); print(second.process.returncode)\n"
+    )
+    assert _python(program) == ["ForkedProcess", "ForkedProcess", "0", "None", "143"]
+
+
+def test_after_a_tensorflow_op_the_sweep_starts_fresh_interpreters() -> None:
+    program = (
+        "import tensorflow as tf\n"
+        "from fedshield.sweep.concurrent import CHILD, spawn\n"
+        "tf.constant(1.0) + 1.0\n"
+        "spawned = spawn(CHILD, False)\n"
+        "print(type(spawned.process).__name__); spawned.dismiss()\n"
+    )
+    assert _python(program) == ["Popen"]
