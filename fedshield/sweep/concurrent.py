@@ -137,16 +137,8 @@ def local_jobs(
 
 
 def spawn(command: Sequence[str], verbose: bool) -> Spawned:
-    """Start a group process; it reads its work when :func:`_start` writes it.
-
-    The real group (``command`` is :data:`CHILD`) is forked from this process after the apps'
-    imports while that is safe (:mod:`fedshield.sweep.forked`), so it imports nothing; any other
-    command, or the real group once it is not safe, is a fresh interpreter reading stdin.
-    """
-    if tuple(command) == CHILD and can_fork():
-        import_apps(verbose)  # once per process: the next children find them imported
-        if can_fork():  # the imports ran no TF op (they do not); if one had, start afresh
-            return Spawned(*fork(verbose))
+    """Start a group process, a fresh interpreter; it reads its work from stdin when
+    :func:`_start` writes it."""
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         [*command, str(write_end), *(["--verbose"] if verbose else [])],
@@ -161,14 +153,30 @@ def spawn(command: Sequence[str], verbose: bool) -> Spawned:
 
 @contextmanager
 def prewarmed(count: int, verbose: bool, command: Sequence[str] = CHILD) -> Iterator[list[Spawned]]:
-    """``count`` group processes started now, importing while the sweep plans; those still in
-    the list when the block ends (not needed, or the sweep failed first) are dismissed."""
-    warm = [spawn(command, verbose) for _ in range(count)]
+    """``count`` group processes started now, before the sweep validates its cells or attaches to
+    anything; those still in the list when the block ends (not needed, or the sweep failed
+    first) are dismissed.
+
+    The real group (``command`` is :data:`CHILD`) is forked from this process after the apps'
+    imports where that is safe (:mod:`fedshield.sweep.forked`), so it imports nothing; only here,
+    at the sweep's start: later the sweep has run TensorFlow (validation) or Ray (a cluster's
+    check), whose state a fork would copy broken. Otherwise each is a fresh interpreter.
+    """
+    warm = [_early(command, verbose) for _ in range(count)]
     try:
         yield warm
     finally:
         for spawned in warm:
             spawned.dismiss()
+
+
+def _early(command: Sequence[str], verbose: bool) -> Spawned:
+    """A group process for :func:`prewarmed`: forked if it can be, spawned otherwise."""
+    if tuple(command) == CHILD and can_fork():
+        import_apps(verbose)  # once per process: the next children find them imported
+        if can_fork():  # the imports ran no TF op (they do not); if one had, start afresh
+            return Spawned(*fork(verbose))
+    return spawn(command, verbose)
 
 
 def _start(job: GroupJob, address: str | None, verbose: bool, spawned: Spawned) -> _Child:

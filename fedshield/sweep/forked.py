@@ -11,9 +11,13 @@ pool and no device (the eager context is created by the first op), but once an o
 runtime's threads exist in the parent only, and a child that touches TF would wait on them
 forever. So the sweep forks its children *before* it validates (the memory check builds models)
 and only while :func:`can_fork` holds: TF's eager context not initialised, and no Python thread
-but this one (a fork copies the calling thread only; a lock another thread held would stay held
-in the child). Otherwise, in a test process that has run TF already, say, the sweep starts fresh
-interpreters as before (:func:`fedshield.sweep.concurrent.spawn`).
+but this one (a fork copies the calling thread only; a lock another thread held
+would stay held in the child). Ray's gRPC client has the same trouble, and closing the connection
+does not clear it: a child forked after a Ray attach waits forever in ``ray.init``. So forks
+happen only at the start of a sweep, before it validates or attaches anything
+(:func:`fedshield.sweep.concurrent.prewarmed`); a group started later, or where
+:func:`can_fork` fails (a test process that has run TF, say), is a fresh interpreter
+(:func:`fedshield.sweep.concurrent.spawn`).
 
 The child speaks the group protocol of :mod:`fedshield.sweep.group` on two pipes: its work on
 one, its events on the other. It leaves with :func:`os._exit`, so nothing of the sweep's
@@ -86,7 +90,10 @@ def tensorflow_started() -> bool:
 
 
 def can_fork() -> bool:
-    """A child forked now would work: TF's runtime not started, no other Python thread."""
+    """A child forked now would work: TF's runtime not started and no Python thread but this
+    one (a live Ray connection has its own threads: refused too). A Ray connection closed earlier
+    leaves gRPC state a child cannot use, which no probe shows: the sweep forks only at its start
+    (:func:`fedshield.sweep.concurrent.prewarmed`)."""
     return threading.active_count() == 1 and not tensorflow_started()
 
 

@@ -161,11 +161,13 @@ def test_ctrl_c_stops_a_sweep_over_forked_processes_and_the_same_command_finishe
         while _rows_written(out) < 3 and sweep.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # until a cell has recorded round 2 of 12: cells are in flight
         owned = descendants(sweep.pid)
+        # Forked, not started afresh: a child's command line is the sweep's own.
+        commands = {Path(f"/proc/{pid}/cmdline").read_bytes() for pid in {sweep.pid, *owned}}
         os.killpg(sweep.pid, signal.SIGINT)
         _, err = sweep.communicate(timeout=60)
     finally:
         sweep.kill()
-    assert len(owned) == 2  # the two group processes, no Ray
+    assert len(owned) == 2 and len(commands) == 1  # the two group processes, forked; no Ray
     assert sweep.returncode == 130
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT; "), err

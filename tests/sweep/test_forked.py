@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,26 +51,39 @@ def test_each_forked_child_sees_the_end_of_its_own_work_however_many_came_after(
     # work, a child ends at once with 0; the second, dismissed while waiting, with 128 + SIGTERM.
     program = (
         "import time\n"
-        "from fedshield.sweep.concurrent import CHILD, spawn\n"
-        "from fedshield.sweep.forked import ForkedProcess\n"
-        "first, second = spawn(CHILD, False), spawn(CHILD, False)\n"
-        "print(*(type(s.process).__name__ for s in (first, second)))\n"
-        "first.process.stdin.close()\n"
-        "deadline = time.monotonic() + 60\n"
-        "while first.process.poll() is None and time.monotonic() < deadline:\n"
-        "    time.sleep(0.05)\n"
-        "print(first.process.returncode, second.process.poll())\n"
-        "second.dismiss(); print(second.process.returncode)\n"
+        "from fedshield.sweep.concurrent import prewarmed\n"
+        "with prewarmed(2, False) as warm:\n"
+        "    first, second = warm\n"
+        "    print(*(type(s.process).__name__ for s in warm))\n"
+        "    first.process.stdin.close()\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while first.process.poll() is None and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    print(first.process.returncode, second.process.poll())\n"
+        "print(second.process.returncode)\n"  # dismissed as the block ended
     )
     assert _python(program) == ["ForkedProcess", "ForkedProcess", "0", "None", "143"]
 
 
-def test_after_a_tensorflow_op_the_sweep_starts_fresh_interpreters() -> None:
+def _started_after(setup: str) -> list[str]:
+    """The kind of process :func:`prewarmed` starts after ``setup`` ran in a fresh interpreter."""
     program = (
-        "import tensorflow as tf\n"
-        "from fedshield.sweep.concurrent import CHILD, spawn\n"
-        "tf.constant(1.0) + 1.0\n"
-        "spawned = spawn(CHILD, False)\n"
-        "print(type(spawned.process).__name__); spawned.dismiss()\n"
+        f"{setup}\n"
+        "from fedshield.sweep.concurrent import prewarmed\n"
+        "with prewarmed(1, False) as warm:\n"
+        "    print(type(warm[0].process).__name__)\n"
     )
-    assert _python(program) == ["Popen"]
+    return _python(program)
+
+
+def test_after_a_tensorflow_op_the_sweep_starts_fresh_interpreters() -> None:
+    assert _started_after("import tensorflow as tf\ntf.constant(1.0) + 1.0") == ["Popen"]
+
+
+@pytest.mark.e2e
+def test_while_connected_to_ray_the_sweep_starts_fresh_interpreters() -> None:
+    # A child forked with a live Ray connection would wait forever in its own ray.init (gRPC).
+    # A short temporary directory: Ray's socket paths must fit in 107 characters.
+    with tempfile.TemporaryDirectory(prefix="fsh-") as temp:
+        options = f"address='local', num_cpus=1, include_dashboard=False, _temp_dir={temp!r}"
+        assert _started_after(f"import ray\nray.init({options})") == ["Popen"]
