@@ -11,10 +11,10 @@ pool and no device (the eager context is created by the first op), but once an o
 runtime's threads exist in the parent only, and a child that touches TF would wait on them
 forever. So the sweep forks its children *before* it validates (the memory check builds models)
 and only while :func:`can_fork` holds: TF's eager context not initialised, and no Python thread
-but this one (a fork copies the calling thread only; a lock another thread held
-would stay held in the child). Ray's gRPC client has the same trouble, and closing the connection
-does not clear it: a child forked after a Ray attach waits forever in ``ray.init``. So forks
-happen only at the start of a sweep, before it validates or attaches anything
+but this one (a fork copies the calling thread only; a lock another thread held would stay held
+in the child). Ray's gRPC client has the same trouble, and closing the connection does not clear
+it: a child forked after a Ray attach waits forever in ``ray.init``. So forks happen only at the
+start of a sweep, before it validates or attaches anything
 (:func:`fedshield.sweep.concurrent.prewarmed`); a group started later, or where
 :func:`can_fork` fails (a test process that has run TF, say), is a fresh interpreter
 (:func:`fedshield.sweep.concurrent.spawn`).
