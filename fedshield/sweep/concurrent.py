@@ -172,9 +172,9 @@ def prewarmed(count: int, verbose: bool, command: Sequence[str] = CHILD) -> Iter
 
 def _early(command: Sequence[str], verbose: bool) -> Spawned:
     """A group process for :func:`prewarmed`: forked if it can be, spawned otherwise."""
-    if tuple(command) == CHILD and can_fork():
+    if tuple(command) == CHILD:
         import_apps(verbose)  # once per process: the next children find them imported
-        if can_fork():  # the imports ran no TF op (they do not); if one had, start afresh
+        if can_fork():
             return Spawned(*fork(verbose))
     return spawn(command, verbose)
 

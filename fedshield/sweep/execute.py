@@ -31,7 +31,7 @@ from fedshield.sweep.concurrent import (
     plan_jobs,
     prewarmed,
 )
-from fedshield.sweep.forked import can_fork, share_dataset
+from fedshield.sweep.forked import share_dataset
 from fedshield.sweep.grid import load_grid
 from fedshield.sweep.group import CellResult, EngineFailed, round_lines_of, run_group
 from fedshield.sweep.index import SweepIndex
@@ -98,10 +98,10 @@ def run_sweep(
     """
     grid = load_grid(source)
     sweep_dir = sweep_dir_of(grid.name, output, grid.base.get("output"))
-    forking = jobs > 1 and ray_address is None
-    if forking and can_fork():
+    on_this_host = jobs > 1 and ray_address is None
+    if on_this_host:  # for the forked children; validation reads it from the cache either way
         share_dataset(grid.cells()[0].document)
-    with prewarmed(jobs if forking else 0, verbose) as warm:
+    with prewarmed(jobs if on_this_host else 0, verbose) as warm:
         plan = plan_grid(grid, sweep_dir, local_gpus=ray_address is None)
         total = len(plan.cells)
         for item in plan.invalid:
