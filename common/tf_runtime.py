@@ -1,4 +1,4 @@
-"""Process-wide TensorFlow settings, applied once per process before the first TF op.
+"""Process-wide TensorFlow (and BLAS) settings, applied once per process before the first TF op.
 
 Ray actors inherit the environment of the driver, so quieting is done by environment variables
 before Ray starts (:func:`quiet_environment`); thread pools and determinism must be set inside
@@ -31,8 +31,8 @@ def quiet_environment(verbose: bool) -> None:
 
 
 def configure_tensorflow(num_threads: int) -> None:
-    """Size TF's thread pools to the client's CPUs, let GPU memory grow, and make its kernels
-    deterministic.
+    """Size TF's thread pools (and numpy's BLAS: :func:`size_blas`) to the client's CPUs, let
+    GPU memory grow, and make its kernels deterministic.
 
     Memory growth: by default TF maps almost all of a GPU's memory on its first op, so a second
     client actor given a fraction of the same GPU (``simulation.num_gpus < 1``) fails to
@@ -52,10 +52,28 @@ def configure_tensorflow(num_threads: int) -> None:
     except RuntimeError:
         # The runtime was already initialised (e.g. in a test process): keep TF's sizing.
         pass
+    size_blas(threads)
     grow_gpu_memory()
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")
     _configured = True
+
+
+def size_blas(num_threads: int) -> None:
+    """Size the OpenBLAS pools of numpy and scipy to ``num_threads``, as TF's pools are sized.
+
+    OpenBLAS starts one worker thread per core and, after every call, leaves them spinning on
+    ``sched_yield`` until the next. Where a process gets one core of several (a client actor,
+    or a process-backend session beside others: ``fedshield sweep --jobs N``), those threads
+    take CPU from the work: measured with ``perf``, each 6-cell quickstart session of a
+    ``--jobs 2`` sweep spent 1.2 to 1.6 s of its 6.5 s of CPU in ``blas_thread_server``.
+    Libraries already loaded are resized through threadpoolctl; the environment variable covers
+    those loaded later (OpenBLAS reads it when it loads).
+    """
+    from threadpoolctl import threadpool_limits
+
+    os.environ["OPENBLAS_NUM_THREADS"] = str(num_threads)
+    threadpool_limits(num_threads, user_api="blas")
 
 
 def grow_gpu_memory() -> list[str]:

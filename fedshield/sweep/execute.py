@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from common.errors import FedshieldError
+from common.tf_runtime import size_blas
 from fedshield.report import build_report
 from fedshield.runner import Interrupted, Stops, check_backend, import_apps
 from fedshield.sweep.concurrent import (
@@ -99,7 +100,11 @@ def run_sweep(
     grid = load_grid(source)
     sweep_dir = sweep_dir_of(grid.name, output, grid.base.get("output"))
     on_this_host = jobs > 1 and ray_address is None
-    if on_this_host:  # for the forked children; validation reads it from the cache either way
+    if on_this_host:
+        # The children use the cores; this process only coordinates, so no OpenBLAS threads of
+        # its own spin beside them (the children size theirs: common.tf_runtime).
+        size_blas(1)
+        # For the forked children; validation reads it from the cache either way.
         share_dataset(grid.cells()[0].document)
     with prewarmed(jobs if on_this_host else 0, verbose) as warm:
         plan = plan_grid(grid, sweep_dir, local_gpus=ray_address is None)
@@ -124,13 +129,17 @@ def run_sweep(
             flush=True,
         )
         progress = Progress(total, len(to_run))
+        report = Report(index)
         record = partial(_record, index=index, progress=progress)
         if children:
-            runner = GroupRunner(ray_address, verbose, record, index.session, warm=warm)
+            # The report is drawn once the last cell is recorded, while the children's engines
+            # stop (Flower's threads wait out a 1 s queue timeout): up to a second saved.
+            last = partial(_record, index=index, progress=progress, after_last=report.build)
+            runner = GroupRunner(ray_address, verbose, last, index.session, warm=warm)
             _raise_stops(runner.run(children, at_once), index, sweep_dir)
         elif groups:
             _run_here(groups, index, record, verbose)
-    return _finish_sweep(index, progress)
+    return _finish_sweep(index, progress, report)
 
 
 def _children(
@@ -187,9 +196,15 @@ def _record_at(
 
 
 def _record(
-    item: PlannedCell, result: CellResult, *, index: SweepIndex, progress: Progress
+    item: PlannedCell,
+    result: CellResult,
+    *,
+    index: SweepIndex,
+    progress: Progress,
+    after_last: Callable[[], None] | None = None,
 ) -> None:
-    """The cell's status from its result: finished, interrupted or failed (with the reason)."""
+    """The cell's status from its result: finished, interrupted or failed (with the reason);
+    ``after_last`` runs once every cell to run has finished or failed."""
     summary = result.summary or {}
     if result.error is not None:
         index.set(item, "failed", result.error)
@@ -200,6 +215,23 @@ def _record(
         progress.line(item, "finished", text)
     else:
         index.set(item, "interrupted")
+    if after_last is not None and progress.done == progress.to_run:
+        after_last()
+
+
+@dataclass
+class Report:
+    """The sweep's report (tables, figures, ``report.md``: :mod:`fedshield.report`), built once,
+    when at least one cell has finished."""
+
+    index: SweepIndex
+    path: Path | None = None
+
+    def build(self) -> None:
+        """Build it and print where, unless it has been built."""
+        if self.path is None and self.index.count("finished"):
+            self.path = build_report(self.index.sweep_dir, command=self.index.command)
+            print(f"report: {self.path}", flush=True)
 
 
 def _raise_stops(stops: Stops, index: SweepIndex, sweep_dir: Path) -> None:
@@ -215,13 +247,11 @@ def _raise_stops(stops: Stops, index: SweepIndex, sweep_dir: Path) -> None:
         ) from err
 
 
-def _finish_sweep(index: SweepIndex, progress: Progress) -> int:
-    """The sweep's closing step: the final index, the report of the finished cells (tables,
-    figures, ``report.md``: :mod:`fedshield.report`), then the one-line verdict."""
+def _finish_sweep(index: SweepIndex, progress: Progress, report: Report) -> int:
+    """The sweep's closing step: the final index, the report of the finished cells unless it
+    was drawn already, then the one-line verdict."""
     index.write()
-    if index.count("finished"):
-        report = build_report(index.sweep_dir, command=index.command)
-        print(f"report: {report}", flush=True)
+    report.build()
     elapsed = _duration(time.perf_counter() - progress.started)
     failed = [cid for cid, status in index.status.items() if status == "failed"]
     counts = f"{index.count('finished')} finished, {index.count('invalid')} invalid skipped"

@@ -26,6 +26,7 @@ one, its events on the other. It leaves with :func:`os._exit`, so nothing of the
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import stat
@@ -112,6 +113,10 @@ def fork(verbose: bool) -> tuple[ForkedProcess, int]:
     events_read, events_write = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # or the child would print them a second time
         stream.flush()
+    # Every object alive now (the modules, the dataset) to the collector's permanent generation,
+    # as gc.freeze's documentation advises before a fork: the child's full collections then
+    # neither traverse them (CPU) nor write their headers (copying the parent's pages).
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the sweep's frames
         code = 1

@@ -7,6 +7,8 @@ hours later. The guard says so in one line, with the setting that fits.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,22 @@ def test_validate_and_run_refuse_a_scenario_sized_past_this_machine(
         assert len(err) == 1 and err[0].startswith("error: simulation.num_cpus: got 0.001; ")
         assert "GiB available: set simulation.num_cpus to at least" in err[0]
     assert list(tmp_path.iterdir()) == []  # no run directory: refused before Ray started
+
+
+def test_validating_a_scenario_starts_no_tensorflow_runtime() -> None:
+    # The parameter count needs shapes only; a sweep forks its sessions only while TF's runtime
+    # has not started (fedshield.sweep.forked), so validation must not start it.
+    program = (
+        "from fedshield.sweep.forked import tensorflow_started\n"
+        "from scenarios.loader import read_scenario\n"
+        "from scenarios.preflight import check_environment\n"
+        "from scenarios.resources import num_params\n"
+        "check_environment(read_scenario('quickstart'))\n"
+        "print(num_params('mlp', (8, 8, 1), 10), tensorflow_started())\n"
+        "import tensorflow as tf; tf.constant(1.0) + 1.0\n"
+        "print(tensorflow_started())\n"  # the probe does see a started runtime
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.split() == [str(MLP_PARAMS), "False", "True"]

@@ -65,6 +65,19 @@ def test_each_forked_child_sees_the_end_of_its_own_work_however_many_came_after(
     assert _python(program) == ["ForkedProcess", "ForkedProcess", "0", "None", "143"]
 
 
+def test_the_sweeps_objects_are_frozen_before_it_forks() -> None:
+    # A child's full collections must neither traverse the modules and the dataset it inherits
+    # nor write their headers (copying the sweep's pages into the child).
+    program = (
+        "import gc\n"
+        "from fedshield.sweep.concurrent import prewarmed\n"
+        "print(gc.get_freeze_count())\n"
+        "with prewarmed(1, False) as warm:\n"
+        "    print(type(warm[0].process).__name__, gc.get_freeze_count() > 100_000)\n"
+    )
+    assert _python(program) == ["0", "ForkedProcess", "True"]
+
+
 def _started_after(setup: str) -> list[str]:
     """The kind of process :func:`prewarmed` starts after ``setup`` ran in a fresh interpreter."""
     program = (

@@ -9,17 +9,28 @@ start and end of each session, never by how fast anything ran.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from fedshield.sweep.concurrent import GroupJob, GroupRunner, local_jobs, plan_jobs, prewarmed
+from fedshield.sweep.concurrent import (
+    GroupJob,
+    GroupRunner,
+    local_jobs,
+    now,
+    plan_jobs,
+    prewarmed,
+)
+from fedshield.sweep.execute import Progress, _record
 from fedshield.sweep.grid import load_grid
 from fedshield.sweep.group import CellResult
+from fedshield.sweep.index import SweepIndex
 from fedshield.sweep.plan import PlannedCell, plan_grid
 
 GRID = """\
@@ -32,7 +43,8 @@ seed = [1, 2]
 """
 
 # A group process without Ray: the first cell takes CELL_S seconds, the others LATER_S; a SIGINT
-# ends the cell in flight as interrupted. It echoes its pool size and address in the summary.
+# ends the cell in flight as interrupted; it ends LINGER_S after its last cell. It echoes its pool
+# size and address in the summary.
 CHILD = """
 import json, os, signal, sys, time
 spec = json.load(sys.stdin)
@@ -53,6 +65,7 @@ for k, cell in enumerate(spec["cells"]):
     events.flush()
     if stopped:
         break
+time.sleep(float(os.environ.get("LINGER_S", "0")))  # an engine that takes its time to stop
 events.write(json.dumps({"stops": {"signals": stopped, "engine_errors": []}}) + "\\n")
 """
 
@@ -208,3 +221,27 @@ def test_a_group_cut_in_parts_runs_on_the_processes_started_first_and_the_spare_
     assert sorted(item.cell.index for item, _ in seen.cells) == [0, 1]
     assert all(r.summary and r.summary["address"] is None for _, r in seen.cells)
     assert list(seen.sessions) == [0]  # one span for the group, over both parts
+
+
+def test_the_closing_step_runs_once_the_last_cell_is_recorded_not_when_the_children_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flower's engine takes up to a second to stop after a session's last cell; the sweep draws
+    # its report meanwhile (execute.run_sweep passes Report.build as ``after_last``).
+    monkeypatch.setenv("LINGER_S", "1.5")
+    (tmp_path / "g.toml").write_text(GRID)
+    grid = load_grid(str(tmp_path / "g.toml"))
+    plan = plan_grid(grid, tmp_path / "out")
+    index = SweepIndex(tmp_path / "out", "fedshield sweep g.toml", "g.toml", grid.fields, plan)
+    progress = Progress(len(plan.cells), len(plan.cells), stream=io.StringIO())
+    closed: list[str] = []
+    record = partial(
+        _record, index=index, progress=progress, after_last=lambda: closed.append(now())
+    )
+    seen = Recorder()
+    at_once, jobs = plan_jobs(plan.groups, index.run_dir, slots=[4, 4])
+    GroupRunner(None, False, record, seen.session, (sys.executable, "-c", CHILD)).run(jobs, at_once)
+
+    assert index.count("finished") == 4
+    assert len(closed) == 1  # once, after the fourth cell
+    assert all(closed[0] < ended for _, ended in seen.sessions.values())  # both still running
