@@ -11,8 +11,10 @@
 5. a plain single-process loop doing the same training with the same building blocks (each
    client's local training, its update attack, the aggregation chain, the evaluation) and no
    Flower, no Ray: the floor;
-6. the same loop with TensorFlow's thread pools sized to one thread, as the sweep's clients are
-   (``simulation.num_cpus = 1``): a plain loop tuned the way the sweep is.
+6. the same loop sized as the sweep's clients are (``simulation.num_cpus = 1``):
+   :func:`common.tf_runtime.configure_tensorflow` gives TensorFlow's thread pools and numpy's
+   OpenBLAS one thread each (and TF's deterministic kernels): a plain loop tuned the way the
+   sweep is.
 
 Each way is timed as a whole process, from the command to its exit (interpreter start and the
 TensorFlow import included), because that is what a user waits for; the plain loop's own time
@@ -165,7 +167,7 @@ def plain_loop(grid_path: Path) -> tuple[float, list[float]]:
 
 Way = Callable[[], tuple[float, list[float]]]
 FLOOR = "plain loop (floor)"
-TUNED = "plain loop, TF on one thread"
+TUNED = "plain loop, sized as a session (one thread)"
 
 
 def _ways(
@@ -199,11 +201,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_loop is not None:  # the floor's own process (plain_loop_process)
-        if args.threads is not None:
-            import tensorflow as tf
+        if args.threads is not None:  # the sizing a process-backend session applies
+            from common.tf_runtime import configure_tensorflow
 
-            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+            configure_tensorflow(args.threads)
         seconds, accuracies = plain_loop(args.plain_loop)
         print(json.dumps({"seconds": seconds, "accuracies": accuracies}))
         return
@@ -247,7 +248,7 @@ def _table(
         f"median of {repeats} runs of each way (range in brackets), the separate runs once",
         "",
         "| way | wall (s) | per cell (s) | / separate runs (target <= 0.5) | / plain loop "
-        "(target <= 1.0) | / plain loop, TF on one thread |",
+        "(target <= 1.0) | / plain loop, sized as a session |",
         "|---|---|---|---|---|---|",
     ]
     for name, tries in results.items():
