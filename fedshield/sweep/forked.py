@@ -9,7 +9,8 @@ them starts with every module in place (its memory is the sweep's, copied on wri
 Forking is safe only before TensorFlow's runtime starts. Importing TensorFlow starts no thread
 pool and no device (the eager context is created by the first op), but once an op has run the
 runtime's threads exist in the parent only, and a child that touches TF would wait on them
-forever. So the sweep forks its children *before* it validates (the memory check builds models)
+forever. So the sweep forks its children *before* it validates (the memory check builds its
+models in a graph of their own, which starts no runtime, but an earlier caller may have run TF)
 and only while :func:`can_fork` holds: TF's eager context not initialised, and no Python thread
 but this one (a fork copies the calling thread only; a lock another thread held would stay held
 in the child). Ray's gRPC client has the same trouble, and closing the connection does not clear
