@@ -9,13 +9,10 @@ spend part of that core spinning.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_interpreter import python_output
 
 BLAS_THREADS = (
     "from threadpoolctl import threadpool_info\n"
@@ -26,19 +23,9 @@ BLAS_THREADS = (
 
 def _python(program: str) -> list[str]:
     """``program``'s stdout lines, in a fresh interpreter with OpenBLAS's default sizing."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    return done.stdout.splitlines()
+    unsized = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in unsized}
+    return python_output(program, env=env).splitlines()
 
 
 MULTICORE = pytest.mark.skipif(

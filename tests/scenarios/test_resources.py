@@ -7,8 +7,6 @@ hours later. The guard says so in one line, with the setting that fits.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from scenarios.resources import (
     num_params,
 )
 from tests.cli_helpers import run_cli
+from tests.fresh_interpreter import python_output
 
 MLP_PARAMS = 4810  # the mlp on digits: 64 x 64 + 64 + 64 x 10 + 10
 DIGITS_BYTES = 1437 * 64 * 4 + 360 * 64 * 4 + (1437 + 360) * 8
@@ -113,7 +112,4 @@ def test_validating_a_scenario_starts_no_tensorflow_runtime() -> None:
         "import tensorflow as tf; tf.constant(1.0) + 1.0\n"
         "print(tensorflow_started())\n"  # the probe does see a started runtime
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert done.stdout.split() == [str(MLP_PARAMS), "False", "True"]
+    assert python_output(program).split() == [str(MLP_PARAMS), "False", "True"]

@@ -7,27 +7,16 @@ from it is exactly what the module refuses. The real group forked and running re
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_interpreter import python_output
 
 
 def _python(program: str) -> list[str]:
-    """``program``'s stdout lines, run in a fresh interpreter."""
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-        timeout=300,
-    )
-    return done.stdout.split()
+    """``program``'s stdout words, run in a fresh interpreter."""
+    return python_output(program).split()
 
 
 def test_forking_is_safe_after_the_imports_and_refused_after_an_op_or_with_a_thread() -> None:
