@@ -159,8 +159,9 @@ def prewarmed(count: int, verbose: bool, command: Sequence[str] = CHILD) -> Iter
 
     The real group (``command`` is :data:`CHILD`) is forked from this process after the apps'
     imports where that is safe (:mod:`fedshield.sweep.forked`), so it imports nothing; only here,
-    at the sweep's start: later the sweep has run TensorFlow (validation) or Ray (a cluster's
-    check), whose state a fork would copy broken. Otherwise each is a fresh interpreter.
+    at the sweep's start: later the sweep holds its event-reader threads, or has attached to Ray
+    (a cluster's check), whose state a fork would copy broken. Otherwise each is a fresh
+    interpreter.
     """
     warm = [_early(command, verbose) for _ in range(count)]
     try:
